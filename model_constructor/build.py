@@ -1,0 +1,140 @@
+"""`build_model` and `load_spec`: the whole pipeline, from a spec to a model.
+
+load -> interpolate -> validate -> imports -> check run first and construct nothing;
+only a spec that passes all of them reaches `_construct`, where the one remaining way to
+fail is a block's own constructor raising.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .check import BlockPlan, GraphPlan, check
+from .errors import Diagnostic, SpecWarning, add_note
+from .imports import effective_prefixes, run_imports
+from .load import LoadedSpec, SpecSource, load
+from .model import BuiltModel
+from .registry import Registry
+from .signatures import FACTORY_KWARGS
+from .spec import ModelSpec
+
+
+def _checked(
+    source: SpecSource,
+    allowed_import_prefixes: Sequence[str] | None,
+    registry: Registry | None,
+) -> tuple[LoadedSpec, GraphPlan, list[str]]:
+    loaded = load(source)
+    prefixes = effective_prefixes(loaded, allowed_import_prefixes)
+    build_registry = Registry.with_builtins()
+    if registry is not None:
+        build_registry.update(registry)
+    run_imports(loaded, build_registry, prefixes)
+    return loaded, check(loaded, build_registry), prefixes
+
+
+def plan_for(spec: ModelSpec, *, allowed_import_prefixes: Sequence[str] | None = None) -> GraphPlan:
+    """The checked plan of an already-validated spec (used to regenerate a model's forward)."""
+    return _checked(spec, allowed_import_prefixes, None)[1]
+
+
+def load_spec(
+    source: SpecSource,
+    *,
+    allowed_import_prefixes: Sequence[str] | None = None,
+    registry: Registry | None = None,
+) -> ModelSpec:
+    """Load and fully check a spec without constructing any module; return the resolved spec.
+
+    Runs every check `build_model` runs, so it imports the spec's (allowed) `imports`.
+    Raises SpecError listing every fault found.
+    """
+    loaded, plan, _ = _checked(source, allowed_import_prefixes, registry)
+    _warn(plan.warnings, loaded)
+    return loaded.spec
+
+
+def build_model(
+    source: SpecSource,
+    *,
+    allowed_import_prefixes: Sequence[str] | None = None,
+    registry: Registry | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> BuiltModel:
+    """Build the model a spec describes.
+
+    `source` is a path to a YAML file, the same data as a mapping, or a `ModelSpec`.
+    `allowed_import_prefixes`, when given, is the trust boundary: the file's own
+    `settings.allowed_import_prefixes` may narrow it but not widen it. `registry` adds
+    blocks and functions registered in Python to the built-ins for this build only.
+    `device` and `dtype` go to every constructor that accepts them; `device="meta"` builds
+    without allocating parameter memory.
+
+    Raises SpecError, listing every fault in the spec, before constructing anything.
+    """
+    loaded, plan, prefixes = _checked(source, allowed_import_prefixes, registry)
+    _warn(plan.warnings, loaded)
+    factory = {
+        k: v
+        for k, v in (("device", torch.device(device) if device is not None else None), ("dtype", dtype))
+        if v is not None
+    }
+    modules = {name: _construct(block, factory, loaded) for name, block in plan.modules.items()}
+    locations = {
+        node.name: loc.format()
+        for node in plan.nodes
+        if (loc := loaded.source_map.locate(node.path, key=True)[0]) is not None
+    }
+    return BuiltModel(modules, plan, loaded.spec, import_prefixes=prefixes, node_locations=locations)
+
+
+def _warn(diagnostics: Sequence[Diagnostic], loaded: LoadedSpec) -> None:
+    for diagnostic in diagnostics:
+        warnings.warn(SpecWarning(diagnostic.render(loaded.sources)), stacklevel=3)
+
+
+@functools.cache
+def _accepted_factory_kwargs(target: Any) -> frozenset[str]:
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(name for name in FACTORY_KWARGS if name in parameters)
+
+
+def _construct(block: BlockPlan, factory: dict[str, Any], loaded: LoadedSpec) -> torch.nn.Module:
+    kwargs = {name: _materialize(value, factory, loaded) for name, value in block.kwargs.items()}
+    accepted = _accepted_factory_kwargs(block.entry.target)
+    for name, value in factory.items():
+        if name in accepted and name not in kwargs:
+            kwargs[name] = value
+    try:
+        if "device" in factory:
+            # Blocks that take no `device` still create their tensors there.
+            with factory["device"]:
+                module = block.entry.target(**kwargs)
+        else:
+            module = block.entry.target(**kwargs)
+    except Exception as exc:
+        location = loaded.source_map.locate(block.path)[0]
+        where = f" at {location.format()}" if location else ""
+        add_note(exc, f"while constructing {'.'.join(map(str, block.path))} ({block.entry.key}){where}")
+        raise
+    if "dtype" in factory and "dtype" not in accepted:
+        module = module.to(dtype=factory["dtype"])
+    return module  # type: ignore[no-any-return]
+
+
+def _materialize(value: Any, factory: dict[str, Any], loaded: LoadedSpec) -> Any:
+    if isinstance(value, BlockPlan):
+        return _construct(value, factory, loaded)
+    if isinstance(value, list):
+        return [_materialize(v, factory, loaded) for v in value]
+    return value

@@ -1,0 +1,451 @@
+"""The check stage: turn a validated spec into a `GraphPlan`, or report every fault in it.
+
+This is where the registry meets the spec: every `_type_` and `fn:` key is looked up,
+every block's arguments are validated against its signature model, every call's arguments
+are bound against the callee's signature, and the graph checks of `graph.py` run. A plan
+that comes out of here holds resolved targets and validated values only, so building it
+runs no check and can fail only inside a user's own constructor.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pydantic
+import torch
+
+from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
+from .graph import (
+    Ref,
+    check_name,
+    check_order,
+    check_refs,
+    dependencies,
+    find_cycle,
+    parse_refs,
+    refs_in,
+    topological_order,
+)
+from .load import LoadedSpec
+from .registry import Entry, Registry
+from .signatures import FACTORY_KWARGS, Signature, signature_of
+from .source import SourceMap
+from .spec import GraphSpec, ModuleSpec
+
+CallKind = Literal["module", "fn", "method"]
+GRAPH_PATH: ConfigPath = ("model", "graph")
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """A block to construct: its registry entry and validated arguments.
+
+    Argument values are literals, nested `BlockPlan`s, or lists holding them.
+    """
+
+    path: ConfigPath
+    entry: Entry
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One call of the forward pass, with its target resolved and `$refs` parsed."""
+
+    name: str
+    kind: CallKind
+    target: str
+    function: Callable[..., Any] | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    path: ConfigPath
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """Everything the build stage needs, in execution order."""
+
+    inputs: tuple[str, ...]
+    modules: dict[str, BlockPlan]
+    nodes: tuple[NodePlan, ...]
+    outputs: tuple[Ref, ...] | dict[str, Ref]
+    return_kind: Literal["single", "tuple", "dict"]
+    warnings: tuple[Diagnostic, ...] = field(default=())
+
+
+@dataclass
+class _Checker:
+    registry: Registry
+    source_map: SourceMap
+    reserved_names: frozenset[str]
+    problems: list[Diagnostic] = field(default_factory=list)
+
+    def report(self, path: ConfigPath, message: str, **extra: Any) -> None:
+        self.problems.append(self.source_map.diagnostic(path, message, **extra))
+
+    # ---- blocks -------------------------------------------------------------------------
+
+    def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
+        entry = self.registry.get("module", spec.type_)
+        nested = {
+            name: self.nested(value, (*path, name))
+            for name, value in spec.kwargs.items()
+            if _holds_block(value)
+        }
+        if entry is None:
+            keys = self.registry.keys("module")
+            self.report(
+                (*path, "_type_"),
+                f"unknown block type {spec.type_!r}",
+                hint=did_you_mean(spec.type_, keys)
+                or "no block is registered under that key; is the module that registers it in imports?",
+                span=len(spec.type_),
+            )
+            return None
+        literal = {k: v for k, v in spec.kwargs.items() if k not in nested}
+        signature = signature_of(entry.target, entry.signature_policy)
+        validated = self.arguments(entry, signature, literal, set(nested), path)
+        for name, plan in nested.items():
+            self.check_nested_type(entry, signature, name, plan, path)
+        if validated is None or any(plan is None for plan in nested.values()):
+            return None
+        return BlockPlan(path=path, entry=entry, kwargs={**validated, **nested})
+
+    def nested(self, value: Any, path: ConfigPath) -> Any:
+        if isinstance(value, ModuleSpec):
+            return self.block(value, path)
+        return [self.nested(item, (*path, i)) if _holds_block(item) else item for i, item in enumerate(value)]
+
+    def arguments(
+        self,
+        entry: Entry,
+        signature: Signature,
+        literal: dict[str, Any],
+        nested: set[str],
+        path: ConfigPath,
+    ) -> dict[str, Any] | None:
+        if signature.model is None:
+            return literal
+        before = len(self.problems)
+        given = set(literal) | nested
+        for name in sorted(given - set(signature.parameters)):
+            if not signature.accepts_extra:
+                self.report(
+                    (*path, name),
+                    f"unknown argument {name!r} for block {entry.key!r}",
+                    key=True,
+                    hint=did_you_mean(name, signature.names)
+                    or f"valid arguments: {', '.join(signature.names) or 'none'}",
+                )
+        for param in signature.parameters.values():
+            if param.required and param.name not in given and param.name not in FACTORY_KWARGS:
+                self.report(path, f"missing argument {param.name!r} for block {entry.key!r}")
+        try:
+            validated = signature.model.model_validate(literal)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                if error["type"] in ("missing", "extra_forbidden"):
+                    continue  # reported above, with hints
+                name = str(error["loc"][0])
+                shown = repr(error.get("input"))
+                self.report(
+                    (*path, *error["loc"]),
+                    f"argument {name!r} of block {entry.key!r}: {error['msg'].rstrip('.')}, got {shown[:60]}",
+                    hint=_strict_hint(error),
+                )
+            return None
+        if len(self.problems) > before:
+            return None
+        values = {
+            info.alias or name: getattr(validated, name)
+            for name, info in type(validated).model_fields.items()
+            if name in validated.model_fields_set
+        }
+        return {**values, **(validated.model_extra or {})}
+
+    def check_nested_type(
+        self, entry: Entry, signature: Signature, name: str, plan: Any, path: ConfigPath
+    ) -> None:
+        param = signature.parameters.get(name)
+        if not isinstance(plan, BlockPlan) or param is None:
+            return
+        expected = [t for t in _classes_in(param.annotation) if t is not type(None)]
+        built = plan.entry.target
+        if expected and isinstance(built, type) and not any(issubclass(built, t) for t in expected):
+            names = " or ".join(t.__name__ for t in expected)
+            self.report(
+                (*path, name, "_type_"),
+                f"argument {name!r} of block {entry.key!r} expects {names}, "
+                f"but {plan.entry.key!r} builds {built.__name__}",
+            )
+
+    # ---- nodes --------------------------------------------------------------------------
+
+    def node(
+        self,
+        name: str,
+        path: ConfigPath,
+        call: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        graph: GraphSpec,
+        modules: dict[str, BlockPlan | None],
+    ) -> NodePlan | None:
+        kind, _, target = call.partition(":")
+        call_path = (*path, "call")
+        function: Callable[..., Any] | None = None
+        signature: Signature | None = None
+        if kind == "module":
+            if target not in graph.modules:
+                self.report(
+                    call_path,
+                    f"unknown module {target!r}",
+                    hint=did_you_mean(target, list(graph.modules))
+                    or f"modules of this graph: {', '.join(graph.modules) or 'none'}",
+                )
+                return None
+            plan = modules.get(target)
+            if plan is not None and plan.entry.signature_policy != "none":
+                forward = getattr(plan.entry.target, "forward", None)
+                if forward is not None:
+                    signature = signature_of(forward, plan.entry.signature_policy)
+                    self.bind(signature, ("self", *args), kwargs, f"module {target!r}", path)
+        elif kind == "fn":
+            entry = self.registry.get("function", target)
+            if entry is None:
+                self.report(
+                    call_path,
+                    f"unknown function {target!r}",
+                    hint=did_you_mean(target, self.registry.keys("function"))
+                    or "register it with registry.register_function",
+                )
+                return None
+            function = entry.target
+            signature = signature_of(entry.target, entry.signature_policy)
+            self.bind(signature, args, kwargs, f"function {target!r}", path)
+        else:
+            if target.startswith("_") or not callable(getattr(torch.Tensor, target, None)):
+                methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
+                self.report(
+                    call_path, f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
+                )
+                return None
+            if not args:
+                self.report(path, f"method {target!r} needs the tensor as its first argument in args")
+                return None
+        return NodePlan(name, typing.cast(CallKind, kind), target, function, args, kwargs, path)
+
+    def bind(
+        self, signature: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], what: str, path: ConfigPath
+    ) -> None:
+        """Check a call's arguments against the callee's signature, and its literals' types."""
+        if signature.inspected is None:
+            return
+        try:
+            bound = signature.inspected.bind(*args, **kwargs)
+        except TypeError as exc:
+            hint = None
+            unexpected = [k for k in kwargs if k not in signature.inspected.parameters]
+            if unexpected and not signature.accepts_extra:
+                hint = did_you_mean(unexpected[0], signature.names)
+            self.report(
+                path,
+                f"arguments do not fit {what}{signature.inspected}: {exc}",
+                hint=hint,
+            )
+            return
+        for name, value in bound.arguments.items():
+            param = signature.parameters.get(name)
+            if param is None or param.validator is None or refs_in(value):
+                continue
+            try:
+                param.validator.validate_python(value)
+            except pydantic.ValidationError as exc:
+                error = exc.errors()[0]
+                where = (*path, "kwargs", name) if name in kwargs else (*path, "args")
+                self.report(
+                    where,
+                    f"argument {name!r} of {what}: {error['msg'].rstrip('.')}, got {value!r}",
+                    hint=_strict_hint(error),
+                )
+
+
+def _holds_block(value: Any) -> bool:
+    return isinstance(value, ModuleSpec) or (
+        isinstance(value, list) and any(_holds_block(item) for item in value)
+    )
+
+
+def _classes_in(annotation: Any) -> list[type]:
+    if isinstance(annotation, type):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _classes_in(typing.get_args(annotation)[0])
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = typing.get_args(annotation)
+        classes = [c for arg in args for c in _classes_in(arg)]
+        # Only judge when every member is a plain class; anything fancier is left alone.
+        return classes if len(classes) == len(args) else []
+    return []
+
+
+def _strict_hint(error: Any) -> str | None:
+    if isinstance(error.get("input"), str) and error["type"] in ("int_type", "float_type", "bool_type"):
+        return "strict blocks take numbers and booleans unquoted"
+    return None
+
+
+def reserved_names() -> frozenset[str]:
+    from .model import BuiltModel
+
+    return frozenset(name for name in dir(BuiltModel)) | {"self"}
+
+
+def check(loaded: LoadedSpec, registry: Registry) -> GraphPlan:
+    """Check the spec against the registry; raise one SpecError listing every fault."""
+    checker = _Checker(registry, loaded.source_map, reserved_names())
+    plan = _check_graph(checker, loaded.spec.model.graph, GRAPH_PATH)
+    if checker.problems or plan is None:
+        raise SpecError(checker.problems, loaded.sources)
+    return plan
+
+
+def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) -> GraphPlan | None:
+    source_map = checker.source_map
+    problems = checker.problems
+    for index, name in enumerate(graph.inputs):
+        if (
+            p := check_name(name, (*graph_path, "inputs", index), "input", source_map, frozenset({"self"}))
+        ) is not None:
+            problems.append(p)
+    modules: dict[str, BlockPlan | None] = {}
+    for name, module_spec in graph.modules.items():
+        path = (*graph_path, "modules", name)
+        if (p := check_name(name, path, "module", source_map, checker.reserved_names)) is not None:
+            problems.append(p)
+        modules[name] = checker.block(module_spec, path)
+
+    node_names = list(graph.nodes)
+    for name in node_names:
+        path = (*graph_path, "nodes", name)
+        if (p := check_name(name, path, "node", source_map)) is not None:
+            problems.append(p)
+        elif name in graph.inputs:
+            problems.append(
+                source_map.diagnostic(path, f"node {name!r} has the name of a graph input", key=True)
+            )
+    nodes: dict[str, NodePlan | None] = {}
+    uses: dict[str, list[tuple[Ref, ConfigPath]]] = {}
+    for name, node in graph.nodes.items():
+        path = (*graph_path, "nodes", name)
+        args = parse_refs(node.args, (*path, "args"), source_map, problems)
+        kwargs = parse_refs(node.kwargs, (*path, "kwargs"), source_map, problems)
+        uses[name] = [(ref, (*path, *where)) for ref, where in refs_in({"args": args, "kwargs": kwargs})]
+        nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
+    problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))
+    deps = dependencies(uses, node_names)
+
+    cycle = find_cycle(deps, node_names)
+    if cycle is not None:
+        problems.append(
+            source_map.diagnostic(
+                (*graph_path, "nodes", cycle[0]),
+                "dependency cycle: " + " -> ".join(cycle),
+                key=True,
+                hint="a node cannot use its own result, directly or through other nodes",
+            )
+        )
+        order = node_names
+    elif graph.order is not None:
+        problems.extend(check_order(graph.order, deps, node_names, graph_path, source_map))
+        order = list(graph.order)
+    else:
+        order = topological_order(deps, node_names)
+
+    outputs = _check_outputs(checker, graph, graph_path, [*graph.inputs, *node_names])
+    if problems or outputs is None:
+        return None
+    warnings = _unused(graph, graph_path, uses, outputs, source_map)
+    return GraphPlan(
+        inputs=tuple(graph.inputs),
+        modules={name: plan for name, plan in modules.items() if plan is not None},
+        nodes=tuple(typing.cast(NodePlan, nodes[name]) for name in order),
+        outputs=outputs,
+        return_kind=graph.return_,
+        warnings=tuple(warnings),
+    )
+
+
+def _check_outputs(
+    checker: _Checker, graph: GraphSpec, graph_path: ConfigPath, known: list[str]
+) -> tuple[Ref, ...] | dict[str, Ref] | None:
+    source_map = checker.source_map
+    path = (*graph_path, "outputs")
+    items = list(graph.outputs.items()) if isinstance(graph.outputs, dict) else list(enumerate(graph.outputs))
+    refs: dict[str | int, Ref] = {}
+    before = len(checker.problems)
+    for key, written in items:
+        ref = parse_refs(written, (*path, key), source_map, checker.problems)
+        if not isinstance(ref, Ref):
+            checker.report((*path, key), f"output {written!r} is not a reference", hint="write $name")
+        else:
+            refs[key] = ref
+    checker.problems.extend(
+        check_refs({"outputs": [(r, (*path, k)) for k, r in refs.items()]}, known, source_map)
+    )
+    return_path = (*graph_path, "return")
+    count = len(items)
+    if graph.return_ == "single" and (isinstance(graph.outputs, dict) or count != 1):
+        checker.report(
+            return_path,
+            f"return: single needs exactly one output, got {count}",
+            hint="use return: tuple (or dict for named outputs)",
+        )
+    elif graph.return_ == "tuple" and isinstance(graph.outputs, dict):
+        checker.report(return_path, "return: tuple needs outputs as a list", hint="use return: dict")
+    elif graph.return_ == "dict" and not isinstance(graph.outputs, dict):
+        checker.report(
+            return_path, "return: dict needs outputs as a mapping of name to $ref", hint="use return: tuple"
+        )
+    if len(checker.problems) > before:
+        return None
+    if isinstance(graph.outputs, dict):
+        return {str(k): r for k, r in refs.items()}
+    return tuple(refs.values())
+
+
+def _unused(
+    graph: GraphSpec,
+    graph_path: ConfigPath,
+    uses: dict[str, list[tuple[Ref, ConfigPath]]],
+    outputs: tuple[Ref, ...] | dict[str, Ref],
+    source_map: SourceMap,
+) -> list[Diagnostic]:
+    called = {node.call.partition(":")[2] for node in graph.nodes.values() if node.call.startswith("module:")}
+    used = {ref.name for refs in uses.values() for ref, _ in refs}
+    used |= {ref.name for ref in (outputs.values() if isinstance(outputs, dict) else outputs)}
+    warnings = [
+        source_map.diagnostic(
+            (*graph_path, "modules", name),
+            f"module {name!r} is never called (it is still built and kept in state_dict)",
+            key=True,
+            severity="warning",
+        )
+        for name in graph.modules
+        if name not in called
+    ]
+    warnings += [
+        source_map.diagnostic(
+            (*graph_path, "nodes", name),
+            f"the result of node {name!r} is never used",
+            key=True,
+            severity="warning",
+        )
+        for name in graph.nodes
+        if name not in used
+    ]
+    return warnings

@@ -1,0 +1,214 @@
+"""Graph checks: references, names, cycles, `order`, outputs and `return`, and a topological order.
+
+Everything here works on names only, before any module exists, so a broken graph is
+reported in full without constructing anything. Cycle search and ordering are iterative:
+a graph thousands of nodes deep must not overflow the Python stack.
+"""
+
+from __future__ import annotations
+
+import heapq
+import keyword
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigPath, Diagnostic, did_you_mean
+from .source import SourceMap
+
+_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """`$name` or `$name.0.key`: the value of a graph input or node, optionally indexed."""
+
+    name: str
+    index: tuple[str | int, ...] = ()
+
+    def __str__(self) -> str:
+        return "$" + ".".join([self.name, *map(str, self.index)])
+
+
+def parse_refs(value: Any, path: ConfigPath, source_map: SourceMap, problems: list[Diagnostic]) -> Any:
+    """Replace `$ref` strings in `value` (nested lists and dicts too) with `Ref`; `$$x` -> `$x`."""
+    if isinstance(value, str) and value.startswith("$"):
+        if value.startswith("$$"):
+            return value[1:]
+        match = _REF.match(value)
+        if match is None:
+            problems.append(
+                source_map.diagnostic(
+                    path,
+                    f"invalid reference {value!r}",
+                    hint="write $name, $name.0 or $name.key; write $$ for a literal '$'",
+                )
+            )
+            return value
+        index = tuple(int(p) if p.isdigit() else p for p in match.group(2).split(".")[1:])
+        return Ref(match.group(1), index)
+    if isinstance(value, list):
+        return [parse_refs(v, (*path, i), source_map, problems) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: parse_refs(v, (*path, k), source_map, problems) for k, v in value.items()}
+    return value
+
+
+def refs_in(value: Any) -> list[tuple[Ref, tuple[str | int, ...]]]:
+    """Every Ref inside `value`, with its position relative to `value`."""
+    found: list[tuple[Ref, tuple[str | int, ...]]] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, Ref):
+            found.append((item, where))
+        elif isinstance(item, list):
+            stack.extend((v, (*where, i)) for i, v in enumerate(item))
+        elif isinstance(item, dict):
+            stack.extend((v, (*where, k)) for k, v in item.items())
+    return found
+
+
+def check_name(
+    name: str, path: ConfigPath, what: str, source_map: SourceMap, reserved: frozenset[str] = frozenset()
+) -> Diagnostic | None:
+    """A name that becomes Python code (argument, attribute) must be a plain identifier."""
+    if not _IDENTIFIER.match(name) or keyword.iskeyword(name):
+        return source_map.diagnostic(
+            path,
+            f"{what} name {name!r} is not a Python identifier",
+            key=True,
+            hint="use letters, digits and _",
+        )
+    if name in reserved:
+        return source_map.diagnostic(
+            path, f"{what} name {name!r} is reserved by the built model", key=True, hint="rename it"
+        )
+    return None
+
+
+def check_refs(
+    uses: Mapping[str, list[tuple[Ref, ConfigPath]]],
+    known: Sequence[str],
+    source_map: SourceMap,
+) -> list[Diagnostic]:
+    """Each node's refs must name a graph input or a node."""
+    known_set = set(known)
+    return [
+        source_map.diagnostic(
+            path,
+            f"unknown reference '${ref.name}'",
+            hint=did_you_mean(ref.name, known) or f"known names: {', '.join(known) or 'none'}",
+            span=len(str(ref)),
+        )
+        for refs in uses.values()
+        for ref, path in refs
+        if ref.name not in known_set
+    ]
+
+
+def dependencies(
+    uses: Mapping[str, list[tuple[Ref, ConfigPath]]], nodes: Sequence[str]
+) -> dict[str, list[str]]:
+    """node -> the nodes whose results it uses (graph inputs left out), in first-use order."""
+    node_set = set(nodes)
+    return {
+        name: list(dict.fromkeys(ref.name for ref, _ in uses.get(name, []) if ref.name in node_set))
+        for name in nodes
+    }
+
+
+def find_cycle(deps: Mapping[str, list[str]], nodes: Sequence[str]) -> list[str] | None:
+    """One dependency cycle, as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in nodes:
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            node, next_index = stack.pop()
+            if next_index == 0:
+                state[node] = 1
+                path.append(node)
+            children = deps.get(node, [])
+            if next_index < len(children):
+                stack.append((node, next_index + 1))
+                child = children[next_index]
+                if state.get(child) == 1:
+                    return [*path[path.index(child) :], child]
+                if not state.get(child):
+                    stack.append((child, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return None
+
+
+def topological_order(deps: Mapping[str, list[str]], nodes: Sequence[str]) -> list[str]:
+    """Kahn's algorithm, ties broken by declaration order, so the result is deterministic."""
+    position = {name: i for i, name in enumerate(nodes)}
+    users: dict[str, list[str]] = {name: [] for name in nodes}
+    waiting = {name: len(deps[name]) for name in nodes}
+    for name in nodes:
+        for dep in deps[name]:
+            users[dep].append(name)
+    ready = [position[name] for name in nodes if waiting[name] == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = nodes[heapq.heappop(ready)]
+        order.append(name)
+        for user in users[name]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, position[user])
+    return order
+
+
+def check_order(
+    order: Sequence[str],
+    deps: Mapping[str, list[str]],
+    nodes: Sequence[str],
+    graph_path: ConfigPath,
+    source_map: SourceMap,
+) -> list[Diagnostic]:
+    """A written `order` lists every node exactly once, each after the nodes it uses."""
+    problems: list[Diagnostic] = []
+    order_path = (*graph_path, "order")
+    position: dict[str, int] = {}
+    for index, name in enumerate(order):
+        path = (*order_path, index)
+        if name not in deps:
+            problems.append(
+                source_map.diagnostic(
+                    path, f"order names unknown node {name!r}", hint=did_you_mean(name, nodes)
+                )
+            )
+        elif name in position:
+            problems.append(source_map.diagnostic(path, f"order lists node {name!r} twice"))
+        else:
+            position[name] = index
+    missing = [name for name in nodes if name not in position]
+    if missing:
+        problems.append(
+            source_map.diagnostic(
+                order_path,
+                f"order leaves out node(s) {', '.join(missing)}",
+                hint="list every node, or remove order to have one computed",
+            )
+        )
+    for name, index in position.items():
+        for dep in deps[name]:
+            if dep in position and position[dep] > index:
+                problems.append(
+                    source_map.diagnostic(
+                        (*order_path, index),
+                        f"order runs {name!r} before {dep!r}, whose result it uses",
+                        hint=f"move {dep!r} before {name!r}",
+                        span=len(name),
+                    )
+                )
+    return problems

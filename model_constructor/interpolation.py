@@ -1,0 +1,325 @@
+"""Resolve `${params.x}` and `${params.a * 2}` in a loaded tree, keeping types.
+
+Expressions are parsed with `ast` and evaluated by walking a whitelist of node types
+(numbers, strings, params paths, + - * / // % **, unary signs, parentheses), never by
+`eval`: a spec is untrusted input, and OmegaConf's custom resolvers and mmcv's `eval`-based
+configs show where a general evaluator leads. Results are bounded before they are computed,
+so `${params.n ** 10 ** 10}` fails at once instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigPath, Diagnostic, Location, SpecError, did_you_mean, format_path
+from .source import SourceMap
+
+INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+MAX_INT_BITS = 64
+MAX_STRING = 10_000
+MAX_CHAIN = 100
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+
+class _Failure(Exception):
+    """Aborts one interpolation; carries what to report (internal, never escapes)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        related: tuple[tuple[str, Location], ...] = (),
+        *,
+        already_reported: bool = False,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.related = related
+        # A use of a param whose definition failed: the definition's line carries the error.
+        self.already_reported = already_reported
+
+
+@dataclass
+class _Resolver:
+    tree: dict[str, Any]
+    source_map: SourceMap
+    sources: dict[str, str]
+    problems: list[Diagnostic] = field(default_factory=list)
+    resolved_params: dict[ConfigPath, Any] = field(default_factory=dict)
+    failed_params: set[ConfigPath] = field(default_factory=set)
+    in_progress: list[ConfigPath] = field(default_factory=list)
+
+    def tree_value(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.tree.items():
+            if key == "params" and isinstance(value, dict):
+                out[key] = {name: self.top_param(name) for name in value}
+            else:
+                out[key] = self.value(value, (key,))
+        return out
+
+    def top_param(self, name: str) -> Any:
+        try:
+            return self.param(("params", name))
+        except _Failure as failure:
+            if not failure.already_reported:
+                self.problems.append(self.source_map.diagnostic(("params", name), failure.message))
+            return None
+
+    def value(self, value: Any, path: ConfigPath) -> Any:
+        if isinstance(value, str):
+            return self.string(value, path) if "${" in value else value
+        if isinstance(value, dict):
+            return {k: self.value(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def string(self, text: str, path: ConfigPath) -> Any:
+        whole = INTERPOLATION.fullmatch(text)
+        try:
+            if whole:
+                return self.expression(whole.group(1), path)
+            pieces = []
+            for match in INTERPOLATION.finditer(text):
+                result = self.expression(match.group(1), path)
+                if isinstance(result, (dict, list)):
+                    raise _Failure(
+                        f"'${{{match.group(1)}}}' is a {type(result).__name__}, "
+                        "which cannot be formatted into a string",
+                        hint="use it as the whole value",
+                    )
+                pieces.append(str(result))
+            parts = iter(pieces)
+            return INTERPOLATION.sub(lambda _: next(parts), text)
+        except _Failure as failure:
+            self.report(path, text, failure)
+            return None
+
+    def report(self, path: ConfigPath, text: str, failure: _Failure) -> None:
+        if failure.already_reported:
+            return
+        diag = self.source_map.diagnostic(path, failure.message, hint=failure.hint, related=failure.related)
+        if diag.location is not None:
+            diag = _point_into_string(diag, text, self.sources)
+        self.problems.append(diag)
+
+    def expression(self, source: str, path: ConfigPath) -> Any:
+        try:
+            parsed = ast.parse(source.strip(), mode="eval")
+        except SyntaxError:
+            raise _Failure(
+                f"invalid interpolation '${{{source}}}'",
+                hint="write a params path such as ${params.width}, optionally with + - * / // % **",
+            ) from None
+        try:
+            return self.evaluate(parsed.body, source)
+        except _Failure as failure:
+            if not failure.related:
+                failure.related = self.definitions(parsed)
+            raise
+
+    def definitions(self, parsed: ast.AST) -> tuple[tuple[str, Location], ...]:
+        """Where each params path named in an expression is defined, for the error's notes."""
+        found: list[tuple[str, Location]] = []
+        for node in ast.walk(parsed):
+            if isinstance(node, (ast.Attribute, ast.Subscript)):
+                try:
+                    path = _params_path(node, "")
+                except _Failure:
+                    continue
+                location = self.source_map.values.get(path)
+                name = f"{format_path(path)} is defined"
+                if location is not None and all(name != seen for seen, _ in found):
+                    found.append((name, location[0]))
+        return tuple(found)
+
+    def evaluate(self, node: ast.AST, source: str) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            left = self.evaluate(node.left, source)
+            right = self.evaluate(node.right, source)
+            return _apply_binary(type(node.op), left, right, source)
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            operand = self.evaluate(node.operand, source)
+            if not _is_number(operand):
+                raise _Failure(f"unary sign on a {type(operand).__name__} in '${{{source}}}'")
+            return _UNARY[type(node.op)](operand)
+        if isinstance(node, (ast.Attribute, ast.Name, ast.Subscript)):
+            return self.param(_params_path(node, source))
+        raise _Failure(
+            f"'{ast.unparse(node)}' is not allowed in '${{{source}}}'",
+            hint="only params paths, numbers, strings and + - * / // % ** are allowed",
+        )
+
+    def param(self, path: ConfigPath) -> Any:
+        if path in self.resolved_params:
+            return self.resolved_params[path]
+        if path in self.failed_params:
+            raise _Failure("", already_reported=True)
+        if path in self.in_progress:
+            cycle = [*self.in_progress[self.in_progress.index(path) :], path]
+            related = tuple(
+                (f"{format_path(p)} is defined", loc)
+                for p in cycle[:-1]
+                if (loc := self.source_map.locate(p)[0]) is not None
+            )
+            raise _Failure(
+                "interpolation cycle: " + " -> ".join(format_path(p) for p in cycle),
+                related=related,
+            )
+        if len(self.in_progress) >= MAX_CHAIN:
+            raise _Failure(f"params refer to each other more than {MAX_CHAIN} levels deep")
+        raw = self.lookup(path)
+        self.in_progress.append(path)
+        before = len(self.problems)
+        try:
+            value = self.value(raw, path)
+        finally:
+            self.in_progress.pop()
+        if len(self.problems) > before:
+            self.failed_params.add(path)
+            raise _Failure("", already_reported=True)
+        self.resolved_params[path] = value
+        return value
+
+    def lookup(self, path: ConfigPath) -> Any:
+        current: Any = self.tree
+        for depth, part in enumerate(path):
+            here = path[: depth + 1]
+            if isinstance(current, dict) and isinstance(part, str) and part in current:
+                current = current[part]
+            elif isinstance(current, list) and isinstance(part, int) and -len(current) <= part < len(current):
+                current = current[part]
+            else:
+                options = [format_path((*here[:-1], k)) for k in current] if isinstance(current, dict) else []
+                raise _Failure(
+                    f"unknown param '{format_path(here)}'",
+                    hint=did_you_mean(format_path(here), options),
+                )
+        return current
+
+
+def _params_path(node: ast.AST, source: str) -> ConfigPath:
+    parts: list[str | int] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, (int, str))
+        ):
+            parts.append(node.slice.value)
+            node = node.value
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            break
+        else:
+            raise _Failure(f"'{ast.unparse(node)}' is not allowed in '${{{source}}}'")
+    parts.reverse()
+    if parts[0] != "params" or len(parts) < 2:
+        raise _Failure(
+            f"'{ast.unparse(node)}' in '${{{source}}}' is not a params path",
+            hint=f"did you mean 'params.{parts[-1]}'?",
+        )
+    return tuple(parts)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _apply_binary(op: type[ast.operator], left: Any, right: Any, source: str) -> Any:
+    symbol = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//"}.get(
+        op, "%" if op is ast.Mod else "**"
+    )
+    if _is_number(left) and _is_number(right):
+        # Refuse before computing: 2 ** 10 ** 10 would take minutes and gigabytes.
+        growing_power = op is ast.Pow and isinstance(left, int) and isinstance(right, int) and right > 0
+        if growing_power and abs(left) > 1 and right * (abs(left).bit_length() - 1) > MAX_INT_BITS:
+            raise _Failure(f"'${{{source}}}' is too large (over {MAX_INT_BITS} bits)")
+        try:
+            result = _BINARY[op](left, right)
+        except ZeroDivisionError:
+            raise _Failure(f"division by zero in '${{{source}}}'") from None
+        except OverflowError:
+            raise _Failure(f"'${{{source}}}' overflows") from None
+        if isinstance(result, complex):
+            raise _Failure(f"'${{{source}}}' has no real result")
+        if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+            raise _Failure(f"'${{{source}}}' is too large (over {MAX_INT_BITS} bits)")
+        if isinstance(result, float) and not math.isfinite(result):
+            raise _Failure(f"'${{{source}}}' is not finite")
+        return result
+    if op is ast.Add and isinstance(left, str) and isinstance(right, str):
+        if len(left) + len(right) > MAX_STRING:
+            raise _Failure(f"'${{{source}}}' makes a string over {MAX_STRING} characters")
+        return left + right
+    if op is ast.Mult and {type(left), type(right)} == {str, int}:
+        text, times = (left, right) if isinstance(left, str) else (right, left)
+        if len(text) * max(times, 0) > MAX_STRING:
+            raise _Failure(f"'${{{source}}}' makes a string over {MAX_STRING} characters")
+        return text * times
+    raise _Failure(
+        f"cannot apply '{symbol}' to {type(left).__name__} and {type(right).__name__} in '${{{source}}}'"
+    )
+
+
+def _point_into_string(diag: Diagnostic, text: str, sources: dict[str, str]) -> Diagnostic:
+    """Move the caret from the start of the scalar to the `${` inside it, when on one line."""
+    loc = diag.location
+    assert loc is not None  # checked by the caller
+    source = sources.get(loc.file)
+    match = INTERPOLATION.search(text)
+    if source is None or match is None:
+        return diag
+    lines = source.splitlines()
+    if not 0 < loc.line <= len(lines):
+        return diag
+    written = lines[loc.line - 1][loc.col - 1 :]
+    quote = 1 if written[:1] in "\"'" else 0
+    if not written[quote:].startswith(text[: match.end()]):
+        return diag
+    col = loc.col + quote + match.start()
+    return Diagnostic(
+        path=diag.path,
+        message=diag.message,
+        location=Location(loc.file, loc.line, col),
+        hint=diag.hint,
+        span=match.end() - match.start(),
+        related=diag.related,
+    )
+
+
+def interpolate(tree: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
+    """Return a copy of `tree` with every `${...}` resolved; raise SpecError listing all faults."""
+    if not isinstance(tree, dict):
+        return tree
+    resolver = _Resolver(tree=tree, source_map=source_map, sources=sources)
+    resolved = resolver.tree_value()
+    if resolver.problems:
+        raise SpecError(resolver.problems, sources)
+    return resolved

@@ -1,0 +1,136 @@
+"""From a path, a dict or a ModelSpec to a validated `ModelSpec` and its `SourceMap`.
+
+The first half of the pipeline: load (once), apply overrides, interpolate, validate. Each
+stage reports all of its faults at once; pydantic's errors are mapped back to file
+positions here, so no stage after this one ever sees a location-less problem.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel
+
+from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
+from .interpolation import interpolate
+from .source import SourceMap, load_yaml_file
+from .spec import SUPPORTED_SCHEMA_VERSIONS, ModelSpec
+
+SpecSource = str | Path | Mapping[str, Any] | ModelSpec
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec, with where each part of it was written."""
+
+    spec: ModelSpec
+    source_map: SourceMap
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def diagnostic(self, path: ConfigPath, message: str, **extra: Any) -> Diagnostic:
+        return self.source_map.diagnostic(path, message, **extra)
+
+
+def load(source: SpecSource) -> LoadedSpec:
+    """Run load, interpolate and validate on `source`."""
+    if isinstance(source, ModelSpec):
+        # Interpolations written in Python are resolved as in a file: round-trip through data.
+        source = source.to_data()
+    if isinstance(source, (str, Path)):
+        loaded = load_yaml_file(source)
+        tree, source_map, sources = loaded.tree, loaded.source_map, {str(source): loaded.text}
+    elif isinstance(source, Mapping):
+        tree, source_map, sources = _plain_copy(source), SourceMap(), {}
+    else:
+        raise TypeError(f"expected a path, a mapping or a ModelSpec, got {type(source).__name__}")
+    if not isinstance(tree, dict):
+        raise SpecError(
+            [source_map.diagnostic((), "a spec must be a mapping with schema_version and model")],
+            sources,
+        )
+    resolved = interpolate(tree, source_map, sources)
+    return LoadedSpec(validate(resolved, source_map, sources), source_map, sources)
+
+
+def _plain_copy(value: Any) -> Any:
+    """Copy caller data so that nothing we do can mutate it."""
+    if isinstance(value, Mapping):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_copy(v) for v in value]
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True, exclude_defaults=True)
+    return value
+
+
+def validate(tree: dict[str, Any], source_map: SourceMap, sources: dict[str, str]) -> ModelSpec:
+    try:
+        return ModelSpec.model_validate(tree)
+    except pydantic.ValidationError as exc:
+        diagnostics: dict[ConfigPath, Diagnostic] = {}
+        for error in exc.errors():
+            diag = _diagnostic(error, source_map)
+            # A union (such as `outputs`) fails once per member: report its path once.
+            diagnostics.setdefault(diag.path, diag)
+        raise SpecError(list(diagnostics.values()), sources) from None
+
+
+def _data_path(loc: tuple[int | str, ...]) -> ConfigPath:
+    """pydantic's loc as a path into the data, without the union-member tags it inserts."""
+    return tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
+
+
+def _diagnostic(error: Any, source_map: SourceMap) -> Diagnostic:
+    kind = error["type"]
+    path = _data_path(error["loc"])
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(path[:-1])
+        hint = did_you_mean(str(path[-1]), allowed) or (
+            f"allowed keys: {', '.join(allowed)}" if allowed else None
+        )
+        return source_map.diagnostic(path, f"unknown key {path[-1]!r}", key=True, hint=hint)
+    if kind == "missing":
+        return source_map.diagnostic(path, f"missing required key {path[-1]!r}")
+    if path == ("schema_version",):
+        supported = ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
+        return source_map.diagnostic(
+            path,
+            f"unsupported schema_version {error.get('input')!r}",
+            hint=f"this version of model_constructor reads schema_version {supported}",
+        )
+    got = error.get("input")
+    shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
+    return source_map.diagnostic(path, f"{error['msg'].rstrip('.')}, got {shown}")
+
+
+def _allowed_keys(path: ConfigPath) -> list[str]:
+    """The field names (aliases) of the spec model that sits at `path`, if it is a model."""
+    annotation: Any = ModelSpec
+    for part in path:
+        model = _model_in(annotation)
+        if model is not None and isinstance(part, str):
+            fields = {f.alias or name: f for name, f in model.model_fields.items()}
+            if part not in fields:
+                return []
+            annotation = fields[part].annotation
+            continue
+        args = typing.get_args(annotation)
+        annotation = args[-1] if args else Any
+    model = _model_in(annotation)
+    if model is None:
+        return []
+    return sorted(f.alias or name for name, f in model.model_fields.items())
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None

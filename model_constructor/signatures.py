@@ -1,0 +1,138 @@
+"""Pydantic models derived from a block's `__init__` or a function's signature, cached per callable.
+
+This is what lets a spec be checked before anything is constructed: unknown and missing
+arguments, and wrongly typed literals, are found from the signature alone (fiddle's
+`signatures.py` does the same for its Configs). We derive a pydantic model instead of
+hand-writing type checks, so every annotation pydantic understands is checked the way
+pydantic checks it, and the *validated* values are what the constructor receives.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Union
+
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter
+
+from .registry import SignaturePolicy
+
+# Parameters a constructor takes that `build_model(device=..., dtype=...)` fills in.
+FACTORY_KWARGS = ("device", "dtype")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    annotation: Any
+    required: bool
+    validator: TypeAdapter[Any] | None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a spec may pass to a callable by keyword, and how each value is checked."""
+
+    parameters: dict[str, Parameter]
+    accepts_extra: bool
+    # None when the callable's signature cannot be inspected (C builtins such as torch.add).
+    inspected: inspect.Signature | None
+    model: type[BaseModel] | None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.parameters)
+
+
+def _list_to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _yaml_friendly(annotation: Any) -> Any:
+    """Let tuple-typed parameters accept YAML lists, which have no tuple syntax."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        return Annotated[annotation, BeforeValidator(_list_to_tuple)]
+    if origin is Union or origin is types.UnionType:
+        return Union[tuple(_yaml_friendly(arg) for arg in typing.get_args(annotation))]  # noqa: UP007
+    return annotation
+
+
+def _type_hints(target: Callable[..., Any]) -> dict[str, Any]:
+    function = getattr(target, "__init__") if isinstance(target, type) else target  # noqa: B009
+    try:
+        return typing.get_type_hints(function, include_extras=True)
+    except Exception:
+        # Unresolvable string annotations: such parameters are checked for names only.
+        return {}
+
+
+def _inspect(target: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+
+
+@functools.cache
+def signature_of(target: Callable[..., Any], policy: SignaturePolicy) -> Signature:
+    """The checked signature of `target` (a class: its `__init__`) under `policy`."""
+    inspected = _inspect(target)
+    if inspected is None or policy == "none":
+        return Signature({}, True, inspected if policy != "none" else None, None)
+    hints = _type_hints(target)
+    config = ConfigDict(strict=policy == "strict", arbitrary_types_allowed=True)
+    parameters: dict[str, Parameter] = {}
+    accepts_extra = False
+    for param in inspected.parameters.values():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            accepts_extra = True
+            continue
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
+            continue
+        annotation = _yaml_friendly(hints.get(param.name, Any))
+        try:
+            validator: TypeAdapter[Any] | None = TypeAdapter(annotation, config=config)
+        except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
+            annotation, validator = Any, None
+        if annotation is Any:
+            validator = None
+        parameters[param.name] = Parameter(
+            name=param.name,
+            annotation=annotation,
+            required=param.default is inspect.Parameter.empty,
+            validator=validator,
+        )
+    return Signature(parameters, accepts_extra, inspected, _model(target, parameters, config, accepts_extra))
+
+
+def _model(
+    target: Callable[..., Any],
+    parameters: dict[str, Parameter],
+    config: ConfigDict,
+    accepts_extra: bool,
+) -> type[BaseModel]:
+    # Field names are positional (p0, p1, ...) with the real name as alias, so a parameter
+    # called `copy`, `json` or `model_config` cannot collide with BaseModel's own attributes.
+    fields: dict[str, Any] = {
+        f"p{index}": (
+            param.annotation,
+            pydantic.Field(default=... if param.required else None, alias=param.name),
+        )
+        for index, param in enumerate(parameters.values())
+    }
+    model_config = ConfigDict(**config, extra="allow" if accepts_extra else "forbid")
+    name = f"{getattr(target, '__qualname__', 'target')}Arguments"
+    try:
+        return pydantic.create_model(name, __config__=model_config, **fields)
+    except Exception:
+        # Each annotation passed on its own (see signature_of); together they may still
+        # fail, e.g. on a name clash. Names and arity are then all that is checked.
+        loose: dict[str, Any] = {key: (Any, info) for key, (_, info) in fields.items()}
+        model: type[BaseModel] = pydantic.create_model(name, __config__=model_config, **loose)
+        return model

@@ -1,0 +1,285 @@
+"""Load YAML once, into plain Python data plus a `SourceMap` from config paths to positions.
+
+We use ruamel.yaml's round-trip loader rather than PyYAML or `typ="safe"` because it is the
+loader that records a line and column for every key and value, which every later stage
+needs for its messages. It constructs no Python objects from tags; we still refuse every
+non-core tag, since a file that says `!!python/...` is either a mistake or an attack.
+
+NOTE: [Unquoted interpolation]
+Users write `{width: ${params.width}}`, which no YAML parser accepts: `{` opens a flow
+mapping inside a flow mapping. Before parsing, every `${...}` is replaced by a placeholder
+of the same length made of private-use characters, so every line and column stays true;
+the placeholders are turned back into the original text in every key and string afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .errors import ConfigPath, Diagnostic, Location, SpecError
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64
+# Aliases let a few lines expand into exponentially many values ("billion laughs").
+MAX_VALUES = 1_000_000
+
+_INTERPOLATION = re.compile(r"\$\{[^}\n]*\}")
+_MARK = "\ue000"
+_PAD = "\ue001"
+_DIGIT0 = 0xE100
+_PLACEHOLDER = re.compile("\ue000([\ue100-\ue1ff]+)\ue001*")
+
+
+@dataclass
+class SourceMap:
+    """Where each config path was written. Empty for specs given as Python data."""
+
+    file: str | None = None
+    values: dict[ConfigPath, tuple[Location, int]] = field(default_factory=dict)
+    keys: dict[ConfigPath, tuple[Location, int]] = field(default_factory=dict)
+
+    def locate(self, path: ConfigPath, *, key: bool = False) -> tuple[Location | None, int]:
+        """The position (and underline width) of `path`, or of its nearest written ancestor."""
+        if key and path in self.keys:
+            return self.keys[path]
+        for end in range(len(path), -1, -1):
+            found = self.values.get(path[:end])
+            if found is not None:
+                return found
+        return None, 1
+
+    def diagnostic(self, path: ConfigPath, message: str, *, key: bool = False, **extra: Any) -> Diagnostic:
+        location, span = self.locate(path, key=key)
+        extra.setdefault("span", span)
+        return Diagnostic(path=path, message=message, location=location, **extra)
+
+
+@dataclass
+class LoadedYaml:
+    tree: Any
+    source_map: SourceMap
+    text: str
+
+
+def _protect(text: str) -> tuple[str, list[str]]:
+    originals: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        index = len(originals)
+        digits = ""
+        while True:
+            digits = chr(_DIGIT0 + index % 256) + digits
+            index //= 256
+            if not index:
+                break
+        body = _MARK + digits
+        original = match.group(0)
+        if len(body) + 1 > len(original):
+            return original
+        originals.append(original)
+        return body + _PAD * (len(original) - len(body))
+
+    return _INTERPOLATION.sub(replace, text), originals
+
+
+def _restore(value: str, originals: list[str]) -> str:
+    if _MARK not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        index = 0
+        for digit in match.group(1):
+            index = index * 256 + ord(digit) - _DIGIT0
+        return originals[index]
+
+    return _PLACEHOLDER.sub(replace, value)
+
+
+def _location(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def load_yaml_file(path: str | Path) -> LoadedYaml:
+    name = str(path)
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _file_error(name, f"file is {size} bytes, over the limit of {MAX_FILE_BYTES}")
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _file_error(name, f"cannot read spec file: {exc}") from None
+    return load_yaml_text(text, name)
+
+
+def _file_error(name: str, message: str) -> SpecError:
+    return SpecError([Diagnostic(path=(), message=message, location=Location(name, 1, 1))])
+
+
+def load_yaml_text(text: str, file: str) -> LoadedYaml:
+    """Parse `text` (the contents of `file`) exactly once."""
+    protected, originals = _protect(text)
+    sources = {file: text}
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(protected)
+    except DuplicateKeyError as exc:
+        first = exc.context_mark
+        hint = f"first written at line {first.line + 1}" if first is not None else None
+        key = _duplicate_key_name(exc, originals)
+        diag = Diagnostic(
+            path=(),
+            message=f"duplicate key {key!r}" if key else "duplicate key",
+            location=_location(file, exc.problem_mark),
+            hint=hint,
+            span=len(key) if key else 1,
+        )
+        raise SpecError([diag], sources) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = _restore(str(exc.problem or exc.context or "invalid YAML"), originals)
+        location = _location(file, mark) if mark is not None else Location(file, 1, 1)
+        raise SpecError(
+            [Diagnostic(path=(), message=f"YAML syntax error: {problem}", location=location)],
+            sources,
+        ) from None
+    except (YAMLError, RecursionError) as exc:
+        message = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise _file_error(file, f"YAML error: {message}") from None
+    source_map = SourceMap(file=file)
+    tree = _to_plain(document, file, originals, source_map, sources)
+    return LoadedYaml(tree=tree, source_map=source_map, text=text)
+
+
+def _duplicate_key_name(exc: DuplicateKeyError, originals: list[str]) -> str | None:
+    match = re.search(r'found duplicate key "(.*?)" with value', str(exc.problem))
+    return _restore(match.group(1), originals) if match else None
+
+
+_CORE_MAPPING_TAGS = {None, "tag:yaml.org,2002:map"}
+_CORE_SEQUENCE_TAGS = {None, "tag:yaml.org,2002:seq"}
+
+
+def _to_plain(
+    document: Any,
+    file: str,
+    originals: list[str],
+    source_map: SourceMap,
+    sources: dict[str, str],
+) -> Any:
+    """Copy ruamel's tree into dicts, lists and scalars, recording positions on the way.
+
+    Iterative rather than recursive, so no input can overflow the Python stack.
+    """
+    problems: list[Diagnostic] = []
+    root_holder: list[Any] = [None]
+    # Each item: (ruamel node, path, container to write into, key or index in it, depth).
+    stack: list[tuple[Any, ConfigPath, Any, Any, int]] = [(document, (), root_holder, 0, 0)]
+    count = 0
+    while stack:
+        node, path, parent, slot, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES or depth > MAX_DEPTH:
+            what = (
+                f"more than {MAX_VALUES} values (alias expansion?)"
+                if count > MAX_VALUES
+                else f"nesting deeper than {MAX_DEPTH} levels"
+            )
+            located, _ = source_map.locate(path)
+            problems.append(Diagnostic(path=path, message=f"spec too large: {what}", location=located))
+            break
+        if isinstance(node, CommentedMap):
+            tag = node.tag.value
+            if tag not in _CORE_MAPPING_TAGS:
+                problems.append(_tag_problem(path, tag, source_map, originals))
+                continue
+            # Keys are inserted in file order now; their values are filled in as the stack
+            # pops, which visits them last-pushed-first.
+            out: dict[str, Any] = dict.fromkeys(_restore(k, originals) for k in node if isinstance(k, str))
+            parent[slot] = out
+            for raw_key in reversed(list(node)):
+                if not isinstance(raw_key, str):
+                    key_pos = node.lc.key(raw_key)
+                    problems.append(
+                        Diagnostic(
+                            path=path,
+                            message=f"mapping keys must be strings, got {raw_key!r}",
+                            location=Location(file, key_pos[0] + 1, key_pos[1] + 1),
+                            hint="quote the key",
+                        )
+                    )
+                    continue
+                key = _restore(raw_key, originals)
+                child_path = (*path, key)
+                key_line, key_col = node.lc.key(raw_key)
+                value_line, value_col = node.lc.value(raw_key)
+                source_map.keys[child_path] = (Location(file, key_line + 1, key_col + 1), len(key))
+                value = node[raw_key]
+                span = len(_restore(value, originals)) if isinstance(value, str) else 1
+                source_map.values[child_path] = (
+                    Location(file, value_line + 1, value_col + 1),
+                    span,
+                )
+                stack.append((value, child_path, out, key, depth + 1))
+        elif isinstance(node, CommentedSeq):
+            tag = node.tag.value
+            if tag not in _CORE_SEQUENCE_TAGS:
+                problems.append(_tag_problem(path, tag, source_map, originals))
+                continue
+            items: list[Any] = [None] * len(node)
+            parent[slot] = items
+            for index in range(len(node) - 1, -1, -1):
+                child_path = (*path, index)
+                line, col = node.lc.item(index)
+                value = node[index]
+                span = len(_restore(value, originals)) if isinstance(value, str) else 1
+                source_map.values[child_path] = (Location(file, line + 1, col + 1), span)
+                stack.append((value, child_path, items, index, depth + 1))
+        elif isinstance(node, TaggedScalar):
+            problems.append(_tag_problem(path, str(node.tag.value), source_map, originals))
+        elif isinstance(node, bool):
+            parent[slot] = bool(node)
+        elif isinstance(node, int):
+            parent[slot] = int(node)
+        elif isinstance(node, float):
+            parent[slot] = float(node)
+        elif isinstance(node, str):
+            parent[slot] = _restore(str(node), originals)
+        elif node is None:
+            parent[slot] = None
+        else:
+            located, span = source_map.locate(path)
+            hint = "quote it to make it a string" if isinstance(node, date) else None
+            problems.append(
+                Diagnostic(
+                    path=path,
+                    message=f"unsupported YAML value of type {type(node).__name__}",
+                    location=located,
+                    span=span,
+                    hint=hint,
+                )
+            )
+    if problems:
+        raise SpecError(problems, sources)
+    return root_holder[0]
+
+
+def _tag_problem(
+    path: ConfigPath, tag: str | None, source_map: SourceMap, originals: list[str]
+) -> Diagnostic:
+    located, span = source_map.locate(path)
+    return Diagnostic(
+        path=path,
+        message=f"YAML tag {_restore(str(tag), originals)!r} is not allowed",
+        location=located,
+        span=span,
+        hint="specs hold plain data only: mappings, lists, strings, numbers, booleans, null",
+    )

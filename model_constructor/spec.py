@@ -1,0 +1,159 @@
+"""The pydantic models of a spec: one per section, each with a description for editors.
+
+These models check the shape of a spec (which keys exist, which values are strings or
+lists). What depends on the registry or on other parts of the spec, such as whether a
+`_type_` is registered or a `$ref` names a node, is checked later, in `check.py`, where
+every such fault can be reported at once with its own location.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DOTTED_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+REF = r"^\$[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
+CALL = r"^(module|fn|method):[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Settings(_Section):
+    """Settings that control how the spec is loaded."""
+
+    allowed_import_prefixes: list[str] | None = Field(
+        default=None,
+        description=(
+            "Module prefixes that `imports` may name, matched on dotted boundaries: "
+            "'my_project.' admits 'my_project.blocks' but never 'my_project_evil'. "
+            "A caller of build_model may pass its own list, which this one can only narrow."
+        ),
+        examples=[["model_constructor.", "my_project."]],
+    )
+
+
+class ModuleSpec(BaseModel):
+    """One block instance: `_type_` is a registry key, every other key is a constructor argument.
+
+    An argument may itself be a block spec (a mapping with `_type_`); it is built first and
+    passed in as an object.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    type_: str = Field(
+        alias="_type_",
+        pattern=DOTTED_NAME,
+        description="The registry key of the block, such as 'nn.Linear' or 'my_project.token_mixer'.",
+        examples=["nn.Linear"],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_block_specs(cls, data: Any) -> Any:
+        # Keep nested block specs as ModuleSpec objects, so Python-built and YAML-built
+        # specs look the same to the checker and dump the same way.
+        if isinstance(data, dict):
+            return {
+                key: (
+                    ModuleSpec.model_validate(value)
+                    if key not in ("_type_", "type_") and isinstance(value, dict) and "_type_" in value
+                    else value
+                )
+                for key, value in data.items()
+            }
+        return data
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The constructor arguments, as written."""
+        return dict(self.model_extra or {})
+
+
+class NodeSpec(_Section):
+    """One call in the forward pass. Its result is available to later nodes as `$name`."""
+
+    call: str = Field(
+        pattern=CALL,
+        description=(
+            "What to call: 'module:NAME' (a module of this graph), 'fn:KEY' (a registered "
+            "function such as 'fn:torch.add') or 'method:NAME' (a tensor method on the first argument)."
+        ),
+        examples=["module:proj", "fn:torch.add", "method:transpose"],
+    )
+    args: list[Any] = Field(
+        default_factory=list,
+        description="Positional arguments. '$name' is a graph input or node output, '$name.0' indexes it.",
+        examples=[["$x"], ["$h1", "$h2"]],
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments, which may also hold '$refs'.",
+        examples=[{"dim": -1}],
+    )
+
+
+class GraphSpec(_Section):
+    """A dataflow graph: named inputs, the modules it owns, and the nodes that call them."""
+
+    inputs: list[str] = Field(
+        description="Names of the forward arguments, in order.",
+        examples=[["x"], ["x", "mask"]],
+    )
+    modules: dict[str, ModuleSpec] = Field(
+        default_factory=dict,
+        description="Module name -> block spec. Names become attribute and state_dict prefixes.",
+    )
+    nodes: dict[str, NodeSpec] = Field(description="Node name -> one call.")
+    order: list[str] | None = Field(
+        default=None,
+        description="Execution order of all nodes. When absent, a deterministic topological order.",
+    )
+    outputs: list[str] | dict[str, str] = Field(
+        description="'$refs' to return: a list (for single or tuple) or a mapping (for dict).",
+        examples=[["$h2"], {"logits": "$h5", "hidden": "$h1"}],
+    )
+    return_: Literal["single", "tuple", "dict"] = Field(
+        default="single",
+        alias="return",
+        description="How outputs are returned: one value, a tuple, or a dict.",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ModelSection(_Section):
+    """The model to build."""
+
+    graph: GraphSpec = Field(description="The top-level graph; its modules are the model's children.")
+
+
+class ModelSpec(_Section):
+    """A model_constructor spec: a PyTorch model described as data."""
+
+    schema_version: Literal[1] = Field(
+        description="Version of the spec language. This release reads version 1.",
+        examples=[1],
+    )
+    settings: Settings = Field(default_factory=Settings, description="Loading settings.")
+    imports: list[str] = Field(
+        default_factory=list,
+        description="Modules to import; each must define register(registry).",
+        examples=[["my_project.model_blocks"]],
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Named values that the rest of the spec uses as ${params.name}.",
+        examples=[{"width": 128, "dropout": 0.1}],
+    )
+    model: ModelSection = Field(description="The model to build.")
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data in the YAML layout (`_type_`, `return`), which `model_validate` reads back."""
+        return self.model_dump(by_alias=True, exclude_defaults=True, mode="python")
