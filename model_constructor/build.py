@@ -116,8 +116,9 @@ def _construct(block: BlockPlan, factory: dict[str, Any], loaded: LoadedSpec) ->
         if name in accepted and name not in kwargs:
             kwargs[name] = value
     try:
-        if "device" in factory:
-            # Blocks that take no `device` still create their tensors there.
+        if "device" in factory and "device" not in accepted:
+            # Blocks that take no `device` still create their tensors there. Only those: the
+            # device context intercepts every tensor op, which costs more than the build.
             with factory["device"]:
                 module = block.entry.target(**kwargs)
         else:

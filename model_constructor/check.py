@@ -37,6 +37,10 @@ from .spec import GraphSpec, ModuleSpec
 
 CallKind = Literal["module", "fn", "method"]
 GRAPH_PATH: ConfigPath = ("model", "graph")
+# Names the generated forward reads as globals (fx's `_custom_builtins`). Inputs become
+# forward's parameters, so an input with one of these names would shadow it: `torch.neg(x)`
+# would call a method of the input. Nodes and modules are renamed by fx, inputs cannot be.
+INPUT_RESERVED = frozenset({"self", "torch", "device", "inf", "nan", "NoneType", "fx_pytree", "pytree"})
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ class _Checker:
             validated = signature.model.model_validate(literal)
         except pydantic.ValidationError as exc:
             for error in exc.errors():
-                if error["type"] in ("missing", "extra_forbidden"):
+                if len(error["loc"]) == 1 and error["type"] == "extra_forbidden":
                     continue  # reported above, with hints
                 name = str(error["loc"][0])
                 shown = repr(error.get("input"))
@@ -212,7 +216,10 @@ class _Checker:
                 forward = getattr(plan.entry.target, "forward", None)
                 if forward is not None:
                     signature = signature_of(forward, plan.entry.signature_policy)
-                    self.bind(signature, ("self", *args), kwargs, f"module {target!r}", path)
+                    bound_args, kwargs = self.bind(
+                        signature, ("self", *args), kwargs, f"module {target!r}", path
+                    )
+                    args = bound_args[1:]
         elif kind == "fn":
             entry = self.registry.get("function", target)
             if entry is None:
@@ -225,7 +232,7 @@ class _Checker:
                 return None
             function = entry.target
             signature = signature_of(entry.target, entry.signature_policy)
-            self.bind(signature, args, kwargs, f"function {target!r}", path)
+            args, kwargs = self.bind(signature, args, kwargs, f"function {target!r}", path)
         else:
             if target.startswith("_") or not callable(getattr(torch.Tensor, target, None)):
                 methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
@@ -240,10 +247,14 @@ class _Checker:
 
     def bind(
         self, signature: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], what: str, path: ConfigPath
-    ) -> None:
-        """Check a call's arguments against the callee's signature, and its literals' types."""
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Check a call's arguments against the callee's signature, and its literals' types.
+
+        Returns the arguments with each checked literal replaced by its validated value (so a
+        `lax` callee gets 1.5 for "1.5", as a block's constructor does), in the same places.
+        """
         if signature.inspected is None:
-            return
+            return args, kwargs
         try:
             bound = signature.inspected.bind(*args, **kwargs)
         except TypeError as exc:
@@ -256,13 +267,16 @@ class _Checker:
                 f"arguments do not fit {what}{signature.inspected}: {exc}",
                 hint=hint,
             )
-            return
-        for name, value in bound.arguments.items():
+            return args, kwargs
+        checked_args, checked_kwargs = list(args), dict(kwargs)
+        # Positional arguments bind to the first parameters in order, so a positionally
+        # bound name's index in `bound.arguments` is its index in `args`.
+        for index, (name, value) in enumerate(bound.arguments.items()):
             param = signature.parameters.get(name)
             if param is None or param.validator is None or refs_in(value):
                 continue
             try:
-                param.validator.validate_python(value)
+                checked = param.validator.validate_python(value)
             except pydantic.ValidationError as exc:
                 error = exc.errors()[0]
                 where = (*path, "kwargs", name) if name in kwargs else (*path, "args")
@@ -271,6 +285,12 @@ class _Checker:
                     f"argument {name!r} of {what}: {error['msg'].rstrip('.')}, got {value!r}",
                     hint=_strict_hint(error),
                 )
+                continue
+            if name in kwargs:
+                checked_kwargs[name] = checked
+            else:
+                checked_args[index] = checked
+        return tuple(checked_args), checked_kwargs
 
 
 def _holds_block(value: Any) -> bool:
@@ -319,7 +339,7 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
     problems = checker.problems
     for index, name in enumerate(graph.inputs):
         if (
-            p := check_name(name, (*graph_path, "inputs", index), "input", source_map, frozenset({"self"}))
+            p := check_name(name, (*graph_path, "inputs", index), "input", source_map, INPUT_RESERVED)
         ) is not None:
             problems.append(p)
     modules: dict[str, BlockPlan | None] = {}

@@ -10,6 +10,7 @@ so `${params.n ** 10 ** 10}` fails at once instead of exhausting memory.
 from __future__ import annotations
 
 import ast
+import difflib
 import math
 import operator
 import re
@@ -17,13 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigPath, Diagnostic, Location, SpecError, did_you_mean, format_path
+from .errors import ConfigPath, Diagnostic, Location, SpecError, format_path
 from .source import SourceMap
 
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 MAX_INT_BITS = 64
 MAX_STRING = 10_000
 MAX_CHAIN = 100
+# Longer expressions could nest deep enough to exhaust the parser or the Python stack.
+MAX_EXPRESSION = 1_000
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -125,15 +128,24 @@ class _Resolver:
         self.problems.append(diag)
 
     def expression(self, source: str, path: ConfigPath) -> Any:
+        if len(source) > MAX_EXPRESSION:
+            raise _Failure(
+                f"interpolation is {len(source)} characters long, over the limit of {MAX_EXPRESSION}",
+                hint="split it into several params",
+            )
         try:
             parsed = ast.parse(source.strip(), mode="eval")
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            # ValueError: a null byte (Python 3.10); RecursionError, MemoryError: nesting
+            # too deep for the parser.
             raise _Failure(
                 f"invalid interpolation '${{{source}}}'",
                 hint="write a params path such as ${params.width}, optionally with + - * / // % **",
             ) from None
         try:
             return self.evaluate(parsed.body, source)
+        except RecursionError:
+            raise _Failure(f"'${{{source}}}' is nested too deeply") from None
         except _Failure as failure:
             if not failure.related:
                 failure.related = self.definitions(parsed)
@@ -213,10 +225,13 @@ class _Resolver:
             elif isinstance(current, list) and isinstance(part, int) and -len(current) <= part < len(current):
                 current = current[part]
             else:
-                options = [format_path((*here[:-1], k)) for k in current] if isinstance(current, dict) else []
+                # Compare last names only: full paths all share `params.`, which makes any two
+                # of them look alike to difflib ('params.heads' -> 'params.bad').
+                siblings = {str(k): (*here[:-1], k) for k in current} if isinstance(current, dict) else {}
+                close = difflib.get_close_matches(str(part), list(siblings), n=1, cutoff=0.6)
                 raise _Failure(
                     f"unknown param '{format_path(here)}'",
-                    hint=did_you_mean(format_path(here), options),
+                    hint=f"did you mean '{format_path(siblings[close[0]])}'?" if close else None,
                 )
         return current
 

@@ -7,6 +7,7 @@ positions here, so no stage after this one ever sees a location-less problem.
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -128,8 +129,12 @@ def _allowed_keys(path: ConfigPath) -> list[str]:
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class `annotation` names, directly or in a union such as `Settings | None`."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
+    # Only a union: `dict[str, NodeSpec]` holds NodeSpecs under its keys, it is not one.
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
     for arg in typing.get_args(annotation):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg

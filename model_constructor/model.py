@@ -139,7 +139,8 @@ class BuiltModel(fx.GraphModule):
                 line = lineno
         if line is None or not self._lineno_map:
             return None
-        index = self._lineno_map.get(line)
+        # fx numbers `_lineno_map` from the `def forward` line, not from the top of the file.
+        index = self._lineno_map.get(line - self._prologue_start)
         if index is None:
             return None
         node = list(self.graph.nodes)[index]

@@ -119,11 +119,11 @@ def _model(
 ) -> type[BaseModel]:
     # Field names are positional (p0, p1, ...) with the real name as alias, so a parameter
     # called `copy`, `json` or `model_config` cannot collide with BaseModel's own attributes.
+    # Every field is optional here: the checker reports missing arguments itself, because a
+    # required argument may be given as a nested block spec (validated apart) or be a
+    # device/dtype that build_model fills in.
     fields: dict[str, Any] = {
-        f"p{index}": (
-            param.annotation,
-            pydantic.Field(default=... if param.required else None, alias=param.name),
-        )
+        f"p{index}": (param.annotation, pydantic.Field(default=None, alias=param.name))
         for index, param in enumerate(parameters.values())
     }
     model_config = ConfigDict(**config, extra="allow" if accepts_extra else "forbid")

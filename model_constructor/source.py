@@ -151,10 +151,17 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
             [Diagnostic(path=(), message=f"YAML syntax error: {problem}", location=location)],
             sources,
         ) from None
-    except (YAMLError, RecursionError) as exc:
+    except (YAMLError, RecursionError, ValueError) as exc:
+        # ValueError: ruamel builds dates and ints as it parses (`2020-13-45`, an int of over
+        # 4300 digits) and lets their errors through unmarked.
         message = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
         raise _file_error(file, f"YAML error: {message}") from None
     source_map = SourceMap(file=file)
+    # The document itself, so that a fault with no closer position (a missing top-level
+    # key, a document that is not a mapping) still points into the file.
+    collection = isinstance(document, (CommentedMap, CommentedSeq))
+    line, col = (document.lc.line, document.lc.col) if collection else (0, 0)
+    source_map.values[()] = (Location(file, line + 1, col + 1), 1)
     tree = _to_plain(document, file, originals, source_map, sources)
     return LoadedYaml(tree=tree, source_map=source_map, text=text)
 
@@ -219,8 +226,13 @@ def _to_plain(
                     continue
                 key = _restore(raw_key, originals)
                 child_path = (*path, key)
-                key_line, key_col = node.lc.key(raw_key)
-                value_line, value_col = node.lc.value(raw_key)
+                if raw_key in (node.lc.data or {}):
+                    key_line, key_col = node.lc.key(raw_key)
+                    value_line, value_col = node.lc.value(raw_key)
+                else:
+                    # Merged in by `<<: *anchor`: ruamel records no position for it here, so
+                    # point at the mapping that merges it.
+                    key_line, key_col = value_line, value_col = node.lc.line, node.lc.col
                 source_map.keys[child_path] = (Location(file, key_line + 1, key_col + 1), len(key))
                 value = node[raw_key]
                 span = len(_restore(value, originals)) if isinstance(value, str) else 1

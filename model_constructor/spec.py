@@ -137,6 +137,12 @@ class ModelSection(_Section):
 class ModelSpec(_Section):
     """A model_constructor spec: a PyTorch model described as data."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
     schema_version: Literal[1] = Field(
         description="Version of the spec language. This release reads version 1.",
         examples=[1],

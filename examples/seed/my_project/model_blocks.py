@@ -1,5 +1,6 @@
 import torch
 
+
 class TokenMixer(torch.nn.Module):
     def __init__(self, *, width: int, dropout: float = 0.0):
         super().__init__()
@@ -11,6 +12,7 @@ class TokenMixer(torch.nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
 
 def register(registry):
     registry.register_module("my_project.token_mixer", TokenMixer, signature_policy="strict")
