@@ -39,9 +39,14 @@ def _checked(
     return loaded, check(loaded, build_registry), prefixes
 
 
-def plan_for(spec: ModelSpec, *, allowed_import_prefixes: Sequence[str] | None = None) -> GraphPlan:
+def plan_for(
+    spec: ModelSpec,
+    *,
+    allowed_import_prefixes: Sequence[str] | None = None,
+    registry: Registry | None = None,
+) -> GraphPlan:
     """The checked plan of an already-validated spec (used to regenerate a model's forward)."""
-    return _checked(spec, allowed_import_prefixes, None)[1]
+    return _checked(spec, allowed_import_prefixes, registry)[1]
 
 
 def load_spec(
@@ -92,7 +97,14 @@ def build_model(
         for node in plan.nodes
         if (loc := loaded.source_map.locate(node.path, key=True)[0]) is not None
     }
-    return BuiltModel(modules, plan, loaded.spec, import_prefixes=prefixes, node_locations=locations)
+    return BuiltModel(
+        modules,
+        plan,
+        loaded.spec,
+        import_prefixes=prefixes,
+        registry=registry.copy() if registry is not None else None,
+        node_locations=locations,
+    )
 
 
 def _warn(diagnostics: Sequence[Diagnostic], loaded: LoadedSpec) -> None:

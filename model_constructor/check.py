@@ -9,6 +9,7 @@ runs no check and can fail only inside a user's own constructor.
 
 from __future__ import annotations
 
+import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Literal
 import pydantic
 import torch
 
-from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
+from .errors import ConfigPath, Diagnostic, SpecError, closest, did_you_mean
 from .graph import (
     Ref,
     check_name,
@@ -86,6 +87,7 @@ class _Checker:
     source_map: SourceMap
     reserved_names: frozenset[str]
     problems: list[Diagnostic] = field(default_factory=list)
+    bind_arguments: bool = True
 
     def report(self, path: ConfigPath, message: str, **extra: Any) -> None:
         self.problems.append(self.source_map.diagnostic(path, message, **extra))
@@ -135,18 +137,34 @@ class _Checker:
             return literal
         before = len(self.problems)
         given = set(literal) | nested
+        # A misspelled required argument is reported once, as unknown with a did-you-mean,
+        # not again as missing.
+        misspelled: set[str] = set()
         for name in sorted(given - set(signature.parameters)):
             if not signature.accepts_extra:
+                match = closest(name, signature.names)
+                if match is not None:
+                    misspelled.add(match)
                 self.report(
                     (*path, name),
                     f"unknown argument {name!r} for block {entry.key!r}",
                     key=True,
-                    hint=did_you_mean(name, signature.names)
-                    or f"valid arguments: {', '.join(signature.names) or 'none'}",
+                    hint=f"did you mean {match!r}?"
+                    if match
+                    else f"valid arguments: {', '.join(signature.names) or 'none'}",
                 )
         for param in signature.parameters.values():
-            if param.required and param.name not in given and param.name not in FACTORY_KWARGS:
-                self.report(path, f"missing argument {param.name!r} for block {entry.key!r}")
+            if (
+                param.required
+                and param.name not in given
+                and param.name not in FACTORY_KWARGS
+                and param.name not in misspelled
+            ):
+                self.report(
+                    path,
+                    f"missing argument {param.name!r} for block {entry.key!r}",
+                    hint=f"it takes {_plain_signature(signature)}",
+                )
         try:
             validated = signature.model.model_validate(literal)
         except pydantic.ValidationError as exc:
@@ -217,7 +235,7 @@ class _Checker:
                 if forward is not None:
                     signature = signature_of(forward, plan.entry.signature_policy)
                     bound_args, kwargs = self.bind(
-                        signature, ("self", *args), kwargs, f"module {target!r}", path
+                        signature, ("self", *args), kwargs, f"module {target!r}", path, offset=1
                     )
                     args = bound_args[1:]
         elif kind == "fn":
@@ -234,7 +252,14 @@ class _Checker:
             signature = signature_of(entry.target, entry.signature_policy)
             args, kwargs = self.bind(signature, args, kwargs, f"function {target!r}", path)
         else:
-            if target.startswith("_") or not callable(getattr(torch.Tensor, target, None)):
+            if target.startswith("_"):
+                self.report(
+                    call_path,
+                    f"tensor method {target!r} is private",
+                    hint="only public tensor methods can be called",
+                )
+                return None
+            if not callable(getattr(torch.Tensor, target, None)):
                 methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
                 self.report(
                     call_path, f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
@@ -246,14 +271,21 @@ class _Checker:
         return NodePlan(name, typing.cast(CallKind, kind), target, function, args, kwargs, path)
 
     def bind(
-        self, signature: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], what: str, path: ConfigPath
+        self,
+        signature: Signature,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        what: str,
+        path: ConfigPath,
+        offset: int = 0,
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Check a call's arguments against the callee's signature, and its literals' types.
 
-        Returns the arguments with each checked literal replaced by its validated value (so a
-        `lax` callee gets 1.5 for "1.5", as a block's constructor does), in the same places.
+        `offset` is how many leading `args` the spec did not write (`self` for a module's
+        forward). Returns the arguments with each checked literal replaced by its validated
+        value (so a `lax` callee gets 1.5 for "1.5", as a block's constructor does).
         """
-        if signature.inspected is None:
+        if signature.inspected is None or not self.bind_arguments:
             return args, kwargs
         try:
             bound = signature.inspected.bind(*args, **kwargs)
@@ -262,10 +294,12 @@ class _Checker:
             unexpected = [k for k in kwargs if k not in signature.inspected.parameters]
             if unexpected and not signature.accepts_extra:
                 hint = did_you_mean(unexpected[0], signature.names)
+            where = (*path, "kwargs", unexpected[0]) if unexpected else (*path, "args")
             self.report(
-                path,
-                f"arguments do not fit {what}{signature.inspected}: {exc}",
-                hint=hint,
+                where,
+                f"arguments do not fit {what}: {exc}",
+                key=bool(unexpected),
+                hint=hint or f"it takes {_plain_signature(signature, skip=offset)}",
             )
             return args, kwargs
         checked_args, checked_kwargs = list(args), dict(kwargs)
@@ -279,7 +313,7 @@ class _Checker:
                 checked = param.validator.validate_python(value)
             except pydantic.ValidationError as exc:
                 error = exc.errors()[0]
-                where = (*path, "kwargs", name) if name in kwargs else (*path, "args")
+                where = (*path, "kwargs", name) if name in kwargs else (*path, "args", index - offset)
                 self.report(
                     where,
                     f"argument {name!r} of {what}: {error['msg'].rstrip('.')}, got {value!r}",
@@ -291,6 +325,14 @@ class _Checker:
             else:
                 checked_args[index] = checked
         return tuple(checked_args), checked_kwargs
+
+
+def _plain_signature(signature: Signature, skip: int = 0) -> str:
+    """`(input, alpha=1)`: parameter names and defaults, without annotations or `self`."""
+    if signature.inspected is None:
+        return "(...)"
+    params = list(signature.inspected.parameters.values())[skip:]
+    return "(" + ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in params) + ")"
 
 
 def _holds_block(value: Any) -> bool:
@@ -362,8 +404,11 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
     uses: dict[str, list[tuple[Ref, ConfigPath]]] = {}
     for name, node in graph.nodes.items():
         path = (*graph_path, "nodes", name)
+        before = len(problems)
         args = parse_refs(node.args, (*path, "args"), source_map, problems)
         kwargs = parse_refs(node.kwargs, (*path, "kwargs"), source_map, problems)
+        # A malformed $ref stays a string; binding it would add a second, misleading error.
+        checker.bind_arguments = len(problems) == before
         uses[name] = [(ref, (*path, *where)) for ref, where in refs_in({"args": args, "kwargs": kwargs})]
         nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
     problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))

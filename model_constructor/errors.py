@@ -34,10 +34,16 @@ def format_path(path: ConfigPath) -> str:
     return out or "<root>"
 
 
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like `name`, or None when nothing is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate, or None when nothing is close."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean {matches[0]!r}?" if matches else None
+    match = closest(name, candidates)
+    return f"did you mean {match!r}?" if match else None
 
 
 @dataclass(frozen=True)

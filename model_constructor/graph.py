@@ -96,17 +96,21 @@ def check_refs(
 ) -> list[Diagnostic]:
     """Each node's refs must name a graph input or a node."""
     known_set = set(known)
-    return [
-        source_map.diagnostic(
-            path,
-            f"unknown reference '${ref.name}'",
-            hint=did_you_mean(ref.name, known) or f"known names: {', '.join(known) or 'none'}",
-            span=len(str(ref)),
-        )
-        for refs in uses.values()
-        for ref, path in refs
-        if ref.name not in known_set
-    ]
+    problems = []
+    for user, refs in uses.items():
+        # A node cannot use itself, so it is no suggestion for its own refs.
+        candidates = [name for name in known if name != user]
+        problems += [
+            source_map.diagnostic(
+                path,
+                f"unknown reference '${ref.name}'",
+                hint=did_you_mean(ref.name, candidates) or f"known names: {', '.join(candidates) or 'none'}",
+                span=len(str(ref)),
+            )
+            for ref, path in refs
+            if ref.name not in known_set
+        ]
+    return problems
 
 
 def dependencies(

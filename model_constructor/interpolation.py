@@ -258,7 +258,9 @@ def _params_path(node: ast.AST, source: str) -> ConfigPath:
     if parts[0] != "params" or len(parts) < 2:
         raise _Failure(
             f"'{ast.unparse(node)}' in '${{{source}}}' is not a params path",
-            hint=f"did you mean 'params.{parts[-1]}'?",
+            hint=f"did you mean 'params.{parts[0]}'?"
+            if len(parts) == 1
+            else "interpolations read params only, as ${params.NAME}",
         )
     return tuple(parts)
 

@@ -27,6 +27,7 @@ from torch import fx
 from .check import GraphPlan
 from .errors import add_note
 from .graph import Ref
+from .registry import Registry
 from .spec import ModelSpec
 
 # Attributes derived from the fx graph: regenerated, never copied or pickled.
@@ -113,11 +114,14 @@ class BuiltModel(fx.GraphModule):
         spec: ModelSpec,
         *,
         import_prefixes: Sequence[str] = (),
+        registry: Registry | None = None,
         node_locations: Mapping[str, str] | None = None,
     ) -> None:
         # Must be on the per-instance class before fx's recompile() installs its own.
         type(self)._wrapped_call = _NotedCall()  # type: ignore[attr-defined]
-        super().__init__(dict(modules), _generate(plan), class_name=type(self).__name__)
+        # fx names the per-instance class after `class_name`; messages such as torch's
+        # "Error(s) in loading state_dict for ..." show it.
+        super().__init__(dict(modules), _generate(plan), class_name="BuiltModel")
         # GraphModule copies only the modules the graph calls; keep every declared one, in
         # spec order, so state_dict keys do not depend on which modules are called.
         self._modules.clear()
@@ -125,10 +129,10 @@ class BuiltModel(fx.GraphModule):
         self.spec = spec
         self._plan = plan
         self._import_prefixes = list(import_prefixes)
+        # The caller's own registrations (build_model's `registry=`), which unpickling needs
+        # besides the built-ins and the spec's imports.
+        self._caller_registry = registry
         self._node_locations = dict(node_locations or {})
-
-    def _get_name(self) -> str:
-        return "BuiltModel"
 
     def _node_note(self, exc: BaseException) -> str | None:
         """Which YAML node the innermost frame of generated code was running, if any."""
@@ -178,5 +182,9 @@ class BuiltModel(fx.GraphModule):
 def _unpickle(state: dict[str, Any]) -> BuiltModel:
     from .build import plan_for
 
-    plan = plan_for(state["spec"], allowed_import_prefixes=state["_import_prefixes"])
+    plan = plan_for(
+        state["spec"],
+        allowed_import_prefixes=state["_import_prefixes"],
+        registry=state["_caller_registry"],
+    )
     return BuiltModel._from_state(plan, state)

@@ -171,6 +171,7 @@ def _duplicate_key_name(exc: DuplicateKeyError, originals: list[str]) -> str | N
     return _restore(match.group(1), originals) if match else None
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
 _CORE_MAPPING_TAGS = {None, "tag:yaml.org,2002:map"}
 _CORE_SEQUENCE_TAGS = {None, "tag:yaml.org,2002:seq"}
 
@@ -187,6 +188,7 @@ def _to_plain(
     Iterative rather than recursive, so no input can overflow the Python stack.
     """
     problems: list[Diagnostic] = []
+    lines = sources[file].splitlines()
     root_holder: list[Any] = [None]
     # Each item: (ruamel node, path, container to write into, key or index in it, depth).
     stack: list[tuple[Any, ConfigPath, Any, Any, int]] = [(document, (), root_holder, 0, 0)]
@@ -235,10 +237,9 @@ def _to_plain(
                     key_line, key_col = value_line, value_col = node.lc.line, node.lc.col
                 source_map.keys[child_path] = (Location(file, key_line + 1, key_col + 1), len(key))
                 value = node[raw_key]
-                span = len(_restore(value, originals)) if isinstance(value, str) else 1
                 source_map.values[child_path] = (
                     Location(file, value_line + 1, value_col + 1),
-                    span,
+                    _span(value, lines, value_line, value_col, originals),
                 )
                 stack.append((value, child_path, out, key, depth + 1))
         elif isinstance(node, CommentedSeq):
@@ -252,9 +253,13 @@ def _to_plain(
                 child_path = (*path, index)
                 line, col = node.lc.item(index)
                 value = node[index]
-                span = len(_restore(value, originals)) if isinstance(value, str) else 1
-                source_map.values[child_path] = (Location(file, line + 1, col + 1), span)
+                source_map.values[child_path] = (
+                    Location(file, line + 1, col + 1),
+                    _span(value, lines, line, col, originals),
+                )
                 stack.append((value, child_path, items, index, depth + 1))
+        elif isinstance(node, TaggedScalar) and node.tag.value == _STR_TAG:
+            parent[slot] = _restore(str(node.value), originals)
         elif isinstance(node, TaggedScalar):
             problems.append(_tag_problem(path, str(node.tag.value), source_map, originals))
         elif isinstance(node, bool):
@@ -284,13 +289,23 @@ def _to_plain(
     return root_holder[0]
 
 
+def _span(value: Any, lines: list[str], line: int, col: int, originals: list[str]) -> int:
+    """How many characters the value takes on its line: its text, plus quotes if quoted."""
+    if not isinstance(value, str):
+        return 1
+    length = len(_restore(value, originals))
+    written = lines[line][col : col + 1] if line < len(lines) else ""
+    return length + 2 if written in ("'", '"') else length
+
+
 def _tag_problem(
     path: ConfigPath, tag: str | None, source_map: SourceMap, originals: list[str]
 ) -> Diagnostic:
     located, span = source_map.locate(path)
+    written = _restore(str(tag), originals).replace("tag:yaml.org,2002:", "!!")
     return Diagnostic(
         path=path,
-        message=f"YAML tag {_restore(str(tag), originals)!r} is not allowed",
+        message=f"YAML tag {written!r} is not allowed",
         location=located,
         span=span,
         hint="specs hold plain data only: mappings, lists, strings, numbers, booleans, null",

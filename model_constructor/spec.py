@@ -8,9 +8,9 @@ every such fault can be reported at once with its own location.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
@@ -18,6 +18,13 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DOTTED_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 REF = r"^\$[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
 CALL = r"^(module|fn|method):[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+def _exact_int(value: Any) -> Any:
+    # Literal[1] alone accepts 1.0 and true, which are not version 1 (and no Strict() for Literal).
+    if type(value) is not int:
+        raise ValueError("expected an integer")
+    return value
 
 
 class _Section(BaseModel):
@@ -143,7 +150,7 @@ class ModelSpec(_Section):
         json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
     )
 
-    schema_version: Literal[1] = Field(
+    schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)] = Field(
         description="Version of the spec language. This release reads version 1.",
         examples=[1],
     )

@@ -689,7 +689,7 @@ def test_build_python_data_errors_report_config_path(make: Callable[[dict[str, A
         "error: model.graph.modules.proj.out_features: argument 'out_features' of block "
         "'nn.Linear': Input should be a valid integer, got '4' "
         "(strict blocks take numbers and booleans unquoted)\n"
-        "error: model.graph.nodes.h2.args[0]: unknown reference '$h0' (known names: x, h1, h2, h3)\n"
+        "error: model.graph.nodes.h2.args[0]: unknown reference '$h0' (known names: x, h1, h3)\n"
         "2 errors"
     )
 

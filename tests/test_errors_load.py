@@ -123,11 +123,11 @@ def test_load_duplicate_key_inside_flow_mapping(tmp_path: Path) -> None:
     [
         (
             "!!python/object/apply:os.system ['touch {marker}']",
-            "tag:yaml.org,2002:python/object/apply:os.system",
+            "!!python/object/apply:os.system",
         ),
-        ("!!python/name:os.system", "tag:yaml.org,2002:python/name:os.system"),
-        ("!!python/object:pathlib.Path {{}}", "tag:yaml.org,2002:python/object:pathlib.Path"),
-        ("!!python/tuple [1, 2]", "tag:yaml.org,2002:python/tuple"),
+        ("!!python/name:os.system", "!!python/name:os.system"),
+        ("!!python/object:pathlib.Path {{}}", "!!python/object:pathlib.Path"),
+        ("!!python/tuple [1, 2]", "!!python/tuple"),
         ("!custom {{a: 1}}", "!custom"),
         ("!env HOME", "!env"),
     ],
@@ -149,7 +149,7 @@ def test_load_tags_all_reported(tmp_path: Path) -> None:
         """
     path = write(tmp_path, textwrap.dedent(text) + GRAPH)
     assert located(load_error(path)) == [
-        (3, 6, "YAML tag 'tag:yaml.org,2002:python/name:os.system' is not allowed", PLAIN_DATA_HINT),
+        (3, 6, "YAML tag '!!python/name:os.system' is not allowed", PLAIN_DATA_HINT),
         (4, 10, "YAML tag '!custom' is not allowed", PLAIN_DATA_HINT),
     ]
 
@@ -338,7 +338,7 @@ def seed_with(tmp_path: Path, old: str, new: str) -> tuple[Path, int, str]:
             "out_features: ${params.width}}",
             "out_features: !!python/name:os.system ''}",
             "!!python",
-            "YAML tag 'tag:yaml.org,2002:python/name:os.system' is not allowed",
+            "YAML tag '!!python/name:os.system' is not allowed",
             PLAIN_DATA_HINT,
             id="python-tag",
         ),
@@ -360,15 +360,10 @@ def test_load_seed_positions_after_interpolation_exact(
 def test_load_seed_unknown_kwarg_renders_like_a_compiler(tmp_path: Path) -> None:
     path, _, line = seed_with(tmp_path, "width: ${params.width}, dropout", "widht: ${params.width}, dropout")
     assert str(load_error(path)) == (
-        f"{path}:16:12: error: model.graph.modules.mix: missing argument 'width' for block "
-        "'my_project.token_mixer'\n"
-        f" 16 | {line}\n"
-        "    |            ^\n"
         f"{path}:16:45: error: model.graph.modules.mix.widht: unknown argument 'widht' for block "
         "'my_project.token_mixer' (did you mean 'width'?)\n"
         f" 16 | {line}\n"
-        "    |                                             ^~~~~\n"
-        "2 errors"
+        "    |                                             ^~~~~"
     )
 
 
