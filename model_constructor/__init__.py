@@ -8,9 +8,10 @@ from .build import build_model, load_spec
 from .errors import SpecError, SpecWarning
 from .model import BuiltModel
 from .registry import Registry
-from .spec import GraphSpec, ModelSection, ModelSpec, ModuleSpec, NodeSpec, Settings
+from .spec import ArgSpec, GraphSpec, ModelSection, ModelSpec, ModuleSpec, NodeSpec, Settings, SubgraphSpec
 
 __all__ = [
+    "ArgSpec",
     "BuiltModel",
     "GraphSpec",
     "ModelSection",
@@ -21,6 +22,7 @@ __all__ = [
     "Settings",
     "SpecError",
     "SpecWarning",
+    "SubgraphSpec",
     "build_model",
     "load_spec",
 ]

@@ -10,16 +10,17 @@ from __future__ import annotations
 import functools
 import inspect
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from .check import BlockPlan, GraphPlan, check
+from .check import check
 from .errors import Diagnostic, SpecWarning, add_note
 from .imports import effective_prefixes, run_imports
 from .load import LoadedSpec, SpecSource, load
-from .model import BuiltModel
+from .model import BuiltModel, Subgraph
+from .plan import BlockPlan, GraphPlan, ModulePlan, SubgraphPlan
 from .registry import Registry
 from .signatures import FACTORY_KWARGS
 from .spec import ModelSpec
@@ -29,8 +30,9 @@ def _checked(
     source: SpecSource,
     allowed_import_prefixes: Sequence[str] | None,
     registry: Registry | None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[LoadedSpec, GraphPlan, list[str]]:
-    loaded = load(source)
+    loaded = load(source, overrides)
     prefixes = effective_prefixes(loaded, allowed_import_prefixes)
     build_registry = Registry.with_builtins()
     if registry is not None:
@@ -54,13 +56,14 @@ def load_spec(
     *,
     allowed_import_prefixes: Sequence[str] | None = None,
     registry: Registry | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> ModelSpec:
     """Load and fully check a spec without constructing any module; return the resolved spec.
 
     Runs every check `build_model` runs, so it imports the spec's (allowed) `imports`.
-    Raises SpecError listing every fault found.
+    `overrides` are as for `build_model`. Raises SpecError listing every fault found.
     """
-    loaded, plan, _ = _checked(source, allowed_import_prefixes, registry)
+    loaded, plan, _ = _checked(source, allowed_import_prefixes, registry, overrides)
     _warn(plan.warnings, loaded)
     return loaded.spec
 
@@ -72,6 +75,7 @@ def build_model(
     registry: Registry | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> BuiltModel:
     """Build the model a spec describes.
 
@@ -80,36 +84,33 @@ def build_model(
     `settings.allowed_import_prefixes` may narrow it but not widen it. `registry` adds
     blocks and functions registered in Python to the built-ins for this build only.
     `device` and `dtype` go to every constructor that accepts them; `device="meta"` builds
-    without allocating parameter memory.
+    without allocating parameter memory. `overrides` such as `{"params.width": 256}` replace
+    values of the spec before interpolation, so values computed from them follow; a path the
+    spec does not have is an error (prefix it with `+` to add a key).
 
     Raises SpecError, listing every fault in the spec, before constructing anything.
     """
-    loaded, plan, prefixes = _checked(source, allowed_import_prefixes, registry)
+    loaded, plan, prefixes = _checked(source, allowed_import_prefixes, registry, overrides)
     _warn(plan.warnings, loaded)
     factory = {
         k: v
         for k, v in (("device", torch.device(device) if device is not None else None), ("dtype", dtype))
         if v is not None
     }
-    modules = {name: _construct(block, factory, loaded) for name, block in plan.modules.items()}
-    locations = {
-        node.name: loc.format()
-        for node in plan.nodes
-        if (loc := loaded.source_map.locate(node.path, key=True)[0]) is not None
-    }
+    modules = {name: _construct_module(module, factory, loaded) for name, module in plan.modules.items()}
     return BuiltModel(
         modules,
         plan,
         loaded.spec,
         import_prefixes=prefixes,
         registry=registry.copy() if registry is not None else None,
-        node_locations=locations,
+        source_map=loaded.source_map,
     )
 
 
 def _warn(diagnostics: Sequence[Diagnostic], loaded: LoadedSpec) -> None:
     for diagnostic in diagnostics:
-        warnings.warn(SpecWarning(diagnostic.render(loaded.sources)), stacklevel=3)
+        warnings.warn(SpecWarning(diagnostic.render(loaded.sources), diagnostic), stacklevel=3)
 
 
 @functools.cache
@@ -119,6 +120,16 @@ def _accepted_factory_kwargs(target: Any) -> frozenset[str]:
     except (TypeError, ValueError):
         return frozenset()
     return frozenset(name for name in FACTORY_KWARGS if name in parameters)
+
+
+def _construct_module(module: ModulePlan, factory: dict[str, Any], loaded: LoadedSpec) -> torch.nn.Module:
+    if isinstance(module, BlockPlan):
+        return _construct(module, factory, loaded)
+    if isinstance(module, SubgraphPlan):
+        children = {name: _construct_module(m, factory, loaded) for name, m in module.graph.modules.items()}
+        return Subgraph(module.name, children)
+    # Each copy is constructed on its own, so each has its own weights.
+    return torch.nn.ModuleList(_construct_module(copy, factory, loaded) for copy in module.copies)
 
 
 def _construct(block: BlockPlan, factory: dict[str, Any], loaded: LoadedSpec) -> torch.nn.Module:

@@ -9,11 +9,13 @@ runs no check and can fail only inside a user's own constructor.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import torch
@@ -30,13 +32,14 @@ from .graph import (
     refs_in,
     topological_order,
 )
+from .instances import check_repeat, check_subgraph
 from .load import LoadedSpec
+from .plan import BlockPlan, CallKind, GraphPlan, ModulePlan, NodePlan, RepeatPlan, SubgraphPlan
 from .registry import Entry, Registry
 from .signatures import FACTORY_KWARGS, Signature, signature_of
 from .source import SourceMap
-from .spec import GraphSpec, ModuleSpec
+from .spec import GraphSpec, ModuleSpec, SubgraphSpec
 
-CallKind = Literal["module", "fn", "method"]
 GRAPH_PATH: ConfigPath = ("model", "graph")
 # Names the generated forward reads as globals (fx's `_custom_builtins`). Inputs become
 # forward's parameters, so an input with one of these names would shadow it: `torch.neg(x)`
@@ -44,55 +47,35 @@ GRAPH_PATH: ConfigPath = ("model", "graph")
 INPUT_RESERVED = frozenset({"self", "torch", "device", "inf", "nan", "NoneType", "fx_pytree", "pytree"})
 
 
-@dataclass(frozen=True)
-class BlockPlan:
-    """A block to construct: its registry entry and validated arguments.
-
-    Argument values are literals, nested `BlockPlan`s, or lists holding them.
-    """
-
-    path: ConfigPath
-    entry: Entry
-    kwargs: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class NodePlan:
-    """One call of the forward pass, with its target resolved and `$refs` parsed."""
-
-    name: str
-    kind: CallKind
-    target: str
-    function: Callable[..., Any] | None
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    path: ConfigPath
-
-
-@dataclass(frozen=True)
-class GraphPlan:
-    """Everything the build stage needs, in execution order."""
-
-    inputs: tuple[str, ...]
-    modules: dict[str, BlockPlan]
-    nodes: tuple[NodePlan, ...]
-    outputs: tuple[Ref, ...] | dict[str, Ref]
-    return_kind: Literal["single", "tuple", "dict"]
-    warnings: tuple[Diagnostic, ...] = field(default=())
-
-
 @dataclass
 class _Checker:
     registry: Registry
     source_map: SourceMap
-    reserved_names: frozenset[str]
+    sources: dict[str, str]
+    graphs: dict[str, SubgraphSpec]
+    # Resolved params, for the interpolations each sub-graph or repeat instance resolves.
+    params: dict[str, Any]
     problems: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
     bind_arguments: bool = True
+    # Sub-graphs being checked, outermost first: one that contains itself is an error.
+    active_graphs: list[str] = field(default_factory=list)
+    args_models: dict[str, type[pydantic.BaseModel]] = field(default_factory=dict)
 
     def report(self, path: ConfigPath, message: str, **extra: Any) -> None:
         self.problems.append(self.source_map.diagnostic(path, message, **extra))
 
-    # ---- blocks -------------------------------------------------------------------------
+    # ---- modules ------------------------------------------------------------------------
+
+    def module(self, spec: ModuleSpec, path: ConfigPath) -> ModulePlan | None:
+        if spec.repeat_ is not None:
+            return check_repeat(self, spec, path, self.single)
+        return self.single(spec, path)
+
+    def single(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | SubgraphPlan | None:
+        if spec.subgraph is not None:
+            return check_subgraph(self, spec, path, _check_graph)
+        return self.block(spec, path)
 
     def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
         entry = self.registry.get("module", spec.type_)
@@ -122,6 +105,13 @@ class _Checker:
 
     def nested(self, value: Any, path: ConfigPath) -> Any:
         if isinstance(value, ModuleSpec):
+            if value.subgraph is not None or value.repeat_ is not None:
+                self.report(
+                    (*path, "_type_" if value.subgraph else "_repeat_"),
+                    "a block argument cannot be a sub-graph or a repeat",
+                    hint="declare it as a module of the graph and call it from a node",
+                )
+                return None
             return self.block(value, path)
         return [self.nested(item, (*path, i)) if _holds_block(item) else item for i, item in enumerate(value)]
 
@@ -214,7 +204,7 @@ class _Checker:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         graph: GraphSpec,
-        modules: dict[str, BlockPlan | None],
+        modules: dict[str, ModulePlan | None],
     ) -> NodePlan | None:
         kind, _, target = call.partition(":")
         call_path = (*path, "call")
@@ -229,15 +219,7 @@ class _Checker:
                     or f"modules of this graph: {', '.join(graph.modules) or 'none'}",
                 )
                 return None
-            plan = modules.get(target)
-            if plan is not None and plan.entry.signature_policy != "none":
-                forward = getattr(plan.entry.target, "forward", None)
-                if forward is not None:
-                    signature = signature_of(forward, plan.entry.signature_policy)
-                    bound_args, kwargs = self.bind(
-                        signature, ("self", *args), kwargs, f"module {target!r}", path, offset=1
-                    )
-                    args = bound_args[1:]
+            args, kwargs = self.module_call(target, modules.get(target), args, kwargs, path)
         elif kind == "fn":
             entry = self.registry.get("function", target)
             if entry is None:
@@ -269,6 +251,59 @@ class _Checker:
                 self.report(path, f"method {target!r} needs the tensor as its first argument in args")
                 return None
         return NodePlan(name, typing.cast(CallKind, kind), target, function, args, kwargs, path)
+
+    def module_call(
+        self,
+        target: str,
+        plan: ModulePlan | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        path: ConfigPath,
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Check a call of module `target`; return its arguments with literals validated."""
+        if isinstance(plan, RepeatPlan):
+            # Copies run in sequence, so each must return the one value the next takes.
+            first = plan.copies[0]
+            if isinstance(first, SubgraphPlan) and first.graph.return_kind != "single":
+                self.report(
+                    (*path, "call"),
+                    f"repeated module {target!r} returns a {first.graph.return_kind}",
+                    hint="a repeated sub-graph must have return: single, to feed the next copy",
+                )
+            plan = first
+        if isinstance(plan, SubgraphPlan):
+            self.subgraph_call(target, plan, args, kwargs, path)
+        elif isinstance(plan, BlockPlan) and plan.entry.signature_policy != "none":
+            forward = getattr(plan.entry.target, "forward", None)
+            if forward is not None:
+                signature = signature_of(forward, plan.entry.signature_policy)
+                bound_args, kwargs = self.bind(
+                    signature, ("self", *args), kwargs, f"module {target!r}", path, offset=1
+                )
+                args = bound_args[1:]
+        return args, kwargs
+
+    def subgraph_call(
+        self, target: str, plan: SubgraphPlan, args: tuple[Any, ...], kwargs: dict[str, Any], path: ConfigPath
+    ) -> None:
+        """A sub-graph's inputs are its parameters: each given once, by position or name."""
+        inputs = plan.graph.inputs
+        what = f"sub-graph module {target!r} (inputs: {', '.join(inputs) or 'none'})"
+        if len(args) > len(inputs):
+            self.report((*path, "args"), f"too many arguments for {what}")
+        for key in kwargs:
+            if key not in inputs:
+                self.report(
+                    (*path, "kwargs", key),
+                    f"unknown input {key!r} for {what}",
+                    key=True,
+                    hint=did_you_mean(key, inputs),
+                )
+            elif inputs.index(key) < len(args):
+                self.report((*path, "kwargs", key), f"input {key!r} given twice for {what}", key=True)
+        missing = [name for name in inputs[len(args) :] if name not in kwargs]
+        if missing:
+            self.report(path, f"missing input(s) {', '.join(missing)} for {what}")
 
     def bind(
         self,
@@ -361,40 +396,53 @@ def _strict_hint(error: Any) -> str | None:
     return None
 
 
-def reserved_names() -> frozenset[str]:
-    from .model import BuiltModel
+@functools.cache
+def reserved_names(top_level: bool) -> frozenset[str]:
+    """Module names that would shadow an attribute of the container they become children of."""
+    from .model import BuiltModel, Subgraph
 
-    return frozenset(name for name in dir(BuiltModel)) | {"self"}
+    return frozenset(dir(BuiltModel if top_level else Subgraph)) | {"self"}
 
 
 def check(loaded: LoadedSpec, registry: Registry) -> GraphPlan:
     """Check the spec against the registry; raise one SpecError listing every fault."""
-    checker = _Checker(registry, loaded.source_map, reserved_names())
-    plan = _check_graph(checker, loaded.spec.model.graph, GRAPH_PATH)
+    spec = loaded.spec
+    checker = _Checker(registry, loaded.source_map, loaded.sources, spec.model.graphs, spec.params)
+    plan = _check_graph(checker, spec.model.graph, GRAPH_PATH)
     if checker.problems or plan is None:
-        raise SpecError(checker.problems, loaded.sources)
-    return plan
+        raise SpecError(_unique(checker.problems), loaded.sources)
+    return dataclasses.replace(plan, warnings=tuple(_unique(checker.warnings)))
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop repeats: a sub-graph used twice reports a fault of its body once."""
+    seen: dict[tuple[ConfigPath, str], Diagnostic] = {}
+    for diagnostic in diagnostics:
+        seen.setdefault((diagnostic.path, diagnostic.message), diagnostic)
+    return list(seen.values())
 
 
 def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) -> GraphPlan | None:
     source_map = checker.source_map
     problems = checker.problems
+    problems_before = len(problems)
     for index, name in enumerate(graph.inputs):
         if (
             p := check_name(name, (*graph_path, "inputs", index), "input", source_map, INPUT_RESERVED)
         ) is not None:
             problems.append(p)
-    modules: dict[str, BlockPlan | None] = {}
+    modules: dict[str, ModulePlan | None] = {}
+    reserved = reserved_names(graph_path == GRAPH_PATH)
     for name, module_spec in graph.modules.items():
         path = (*graph_path, "modules", name)
-        if (p := check_name(name, path, "module", source_map, checker.reserved_names)) is not None:
+        if (p := check_name(name, path, "module", source_map, reserved)) is not None:
             problems.append(p)
-        modules[name] = checker.block(module_spec, path)
+        modules[name] = checker.module(module_spec, path)
 
     node_names = list(graph.nodes)
     for name in node_names:
         path = (*graph_path, "nodes", name)
-        if (p := check_name(name, path, "node", source_map)) is not None:
+        if (p := check_name(name, path, "node", source_map, frozenset({"self"}))) is not None:
             problems.append(p)
         elif name in graph.inputs:
             problems.append(
@@ -409,7 +457,9 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
         kwargs = parse_refs(node.kwargs, (*path, "kwargs"), source_map, problems)
         # A malformed $ref stays a string; binding it would add a second, misleading error.
         checker.bind_arguments = len(problems) == before
-        uses[name] = [(ref, (*path, *where)) for ref, where in refs_in({"args": args, "kwargs": kwargs})]
+        refs = [(ref, (*path, *where)) for ref, where in refs_in({"args": args, "kwargs": kwargs})]
+        _check_self_refs([r for r in refs if r[0].name == "self"], graph, source_map, problems)
+        uses[name] = [r for r in refs if r[0].name != "self"]
         nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
     problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))
     deps = dependencies(uses, node_names)
@@ -432,17 +482,33 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
         order = topological_order(deps, node_names)
 
     outputs = _check_outputs(checker, graph, graph_path, [*graph.inputs, *node_names])
-    if problems or outputs is None:
+    if len(problems) > problems_before or outputs is None:
         return None
-    warnings = _unused(graph, graph_path, uses, outputs, source_map)
+    checker.warnings.extend(_unused(graph, graph_path, uses, outputs, source_map))
     return GraphPlan(
         inputs=tuple(graph.inputs),
         modules={name: plan for name, plan in modules.items() if plan is not None},
         nodes=tuple(typing.cast(NodePlan, nodes[name]) for name in order),
         outputs=outputs,
         return_kind=graph.return_,
-        warnings=tuple(warnings),
     )
+
+
+def _check_self_refs(
+    refs: list[tuple[Ref, ConfigPath]], graph: GraphSpec, source_map: SourceMap, problems: list[Diagnostic]
+) -> None:
+    """`$self.emb.weight` reads an attribute of one of this graph's modules (tied weights)."""
+    for ref, path in refs:
+        module = str(ref.index[0]) if ref.index else ""
+        if module not in graph.modules:
+            problems.append(
+                source_map.diagnostic(
+                    path,
+                    f"'{ref}' names no module of this graph",
+                    hint=did_you_mean(module, list(graph.modules))
+                    or "write $self.MODULE or $self.MODULE.ATTRIBUTE, e.g. $self.embed.weight",
+                )
+            )
 
 
 def _check_outputs(

@@ -134,7 +134,14 @@ def add_note(exc: BaseException, note: str) -> None:
 
 
 class SpecWarning(UserWarning):
-    """A spec is valid but probably not what was meant, e.g. a module that is never called."""
+    """A spec is valid but probably not what was meant, e.g. a module that is never called.
+
+    `diagnostic` holds the same fault as data, for tools (the command line's `--format json`).
+    """
+
+    def __init__(self, message: str, diagnostic: Diagnostic | None = None):
+        super().__init__(message)
+        self.diagnostic = diagnostic
 
 
 def raise_if_errors(diagnostics: Sequence[Diagnostic], sources: Mapping[str, str]) -> None:

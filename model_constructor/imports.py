@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from .errors import Diagnostic, SpecError
 from .load import LoadedSpec
 from .registry import Registry
+from .source import SourceMap
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -51,17 +52,33 @@ def effective_prefixes(loaded: LoadedSpec, caller: Sequence[str] | None) -> list
 
 
 def run_imports(loaded: LoadedSpec, registry: Registry, prefixes: Sequence[str]) -> None:
-    """Import each module named in `imports` and call its `register(registry)`."""
+    """Import each module named in the spec's `imports` and call its `register(registry)`."""
+    import_blocks(loaded.spec.imports, registry, prefixes, loaded.source_map, loaded.sources)
+
+
+def import_blocks(
+    names: Sequence[str],
+    registry: Registry,
+    prefixes: Sequence[str] | None,
+    source_map: SourceMap,
+    sources: dict[str, str],
+) -> None:
+    """Check every name against `prefixes`, then import each and call its `register(registry)`.
+
+    `prefixes=None` means the names come from the caller, not from a spec file (such as
+    `json_schema(imports=...)`): they are trusted as they are. Problems are reported at
+    `("imports", index)`.
+    """
     problems: list[Diagnostic] = []
-    for index, name in enumerate(loaded.spec.imports):
+    for index, name in enumerate(names):
         path = ("imports", index)
         if name.startswith("."):
-            problems.append(loaded.diagnostic(path, f"relative import {name!r} is not allowed"))
+            problems.append(source_map.diagnostic(path, f"relative import {name!r} is not allowed"))
         elif not _MODULE_NAME.match(name):
-            problems.append(loaded.diagnostic(path, f"{name!r} is not a module name"))
-        elif not any(admits(prefix, name) for prefix in prefixes):
+            problems.append(source_map.diagnostic(path, f"{name!r} is not a module name"))
+        elif prefixes is not None and not any(admits(prefix, name) for prefix in prefixes):
             problems.append(
-                loaded.diagnostic(
+                source_map.diagnostic(
                     path,
                     f"import {name!r} is outside the allowed import prefixes",
                     hint=(
@@ -72,33 +89,33 @@ def run_imports(loaded: LoadedSpec, registry: Registry, prefixes: Sequence[str])
                 )
             )
     if problems:
-        raise SpecError(problems, loaded.sources)
+        raise SpecError(problems, sources)
 
-    for index, name in enumerate(loaded.spec.imports):
+    for index, name in enumerate(names):
         path = ("imports", index)
         try:
             module = importlib.import_module(name)
         except Exception as exc:
             raise SpecError(
-                [loaded.diagnostic(path, f"cannot import {name!r}: {type(exc).__name__}: {exc}")],
-                loaded.sources,
+                [source_map.diagnostic(path, f"cannot import {name!r}: {type(exc).__name__}: {exc}")],
+                sources,
             ) from exc
         register = getattr(module, "register", None)
         if not callable(register):
             raise SpecError(
                 [
-                    loaded.diagnostic(
+                    source_map.diagnostic(
                         path,
                         f"module {name!r} has no register(registry) function",
                         hint="define `def register(registry): registry.register_module(...)` in it",
                     )
                 ],
-                loaded.sources,
+                sources,
             )
         try:
             register(registry)
         except Exception as exc:
             raise SpecError(
-                [loaded.diagnostic(path, f"{name}.register(registry) failed: {exc}")],
-                loaded.sources,
+                [source_map.diagnostic(path, f"{name}.register(registry) failed: {exc}")],
+                sources,
             ) from exc

@@ -62,11 +62,45 @@ class _Failure(Exception):
         self.already_reported = already_reported
 
 
+# NOTE: [Deferred interpolation]
+# `${args.x}` (a sub-graph's argument) and `${index}` (a repeated copy's index) have a value
+# only per instance, known at the check stage. Loading resolves every params reference and
+# leaves strings that use them untouched, but only where they can have a value: args inside
+# `model.graphs`, index inside the arguments of a module with `_repeat_`. Each instance then
+# resolves its copy with `substitute`, which has the same rules and messages.
+DEFERRED_ROOTS = frozenset({"args", "index"})
+_ROOT_NOUNS = {"params": "param", "args": "sub-graph argument", "index": "name"}
+
+
+def may_defer(tree: Any, path: ConfigPath, roots: frozenset[str]) -> str | None:
+    """None if `roots` can all be resolved later at `path`, else what to tell the user."""
+    if "args" in roots and not (path[:2] == ("model", "graphs") and len(path) > 3):
+        return "${args.NAME} is only available inside a sub-graph defined under model.graphs"
+    if "index" in roots and not _inside_repeated_module(tree, path):
+        return "${index} is only available in the arguments of a module with _repeat_"
+    return None
+
+
+def _inside_repeated_module(tree: Any, path: ConfigPath) -> bool:
+    for i, part in enumerate(path[:-2]):
+        if part == "modules" and path[i + 2] != "_repeat_":
+            module = tree
+            for step in path[: i + 2]:
+                module = module.get(step) if isinstance(module, dict) else None
+            if isinstance(module, dict) and "_repeat_" in module:
+                return True
+    return False
+
+
 @dataclass
 class _Resolver:
-    tree: dict[str, Any]
+    # Roots a `${...}` may name (`params`, and per instance `args`, `index`) and their values.
+    scope: dict[str, Any]
     source_map: SourceMap
     sources: dict[str, str]
+    # The tree being resolved, to tell where deferred roots may stand (may_defer).
+    tree: Any = None
+    deferrable: frozenset[str] = frozenset()
     problems: list[Diagnostic] = field(default_factory=list)
     resolved_params: dict[ConfigPath, Any] = field(default_factory=dict)
     failed_params: set[ConfigPath] = field(default_factory=set)
@@ -80,6 +114,19 @@ class _Resolver:
             else:
                 out[key] = self.value(value, (key,))
         return out
+
+    def deferred(self, text: str, path: ConfigPath) -> bool:
+        """Whether `text` names a root resolved later; raise if it cannot be resolved there."""
+        roots = (
+            frozenset(root for match in INTERPOLATION.finditer(text) for root in _root_names(match.group(1)))
+            & self.deferrable
+        )
+        if not roots:
+            return False
+        problem = may_defer(self.tree, path, roots)
+        if problem is not None:
+            raise _Failure(problem)
+        return True
 
     def top_param(self, name: str) -> Any:
         try:
@@ -101,6 +148,8 @@ class _Resolver:
     def string(self, text: str, path: ConfigPath) -> Any:
         whole = INTERPOLATION.fullmatch(text)
         try:
+            if self.deferred(text, path):
+                return text
             if whole:
                 return self.expression(whole.group(1), path)
             pieces = []
@@ -157,7 +206,7 @@ class _Resolver:
         for node in ast.walk(parsed):
             if isinstance(node, (ast.Attribute, ast.Subscript)):
                 try:
-                    path = _params_path(node, "")
+                    path = _name_path(node, "", self.scope)
                 except _Failure:
                     continue
                 location = self.source_map.values.get(path)
@@ -179,7 +228,7 @@ class _Resolver:
                 raise _Failure(f"unary sign on a {type(operand).__name__} in '${{{source}}}'")
             return _UNARY[type(node.op)](operand)
         if isinstance(node, (ast.Attribute, ast.Name, ast.Subscript)):
-            return self.param(_params_path(node, source))
+            return self.param(_name_path(node, source, self.scope))
         raise _Failure(
             f"'{ast.unparse(node)}' is not allowed in '${{{source}}}'",
             hint="only params paths, numbers, strings and + - * / // % ** are allowed",
@@ -217,7 +266,7 @@ class _Resolver:
         return value
 
     def lookup(self, path: ConfigPath) -> Any:
-        current: Any = self.tree
+        current: Any = self.scope
         for depth, part in enumerate(path):
             here = path[: depth + 1]
             if isinstance(current, dict) and isinstance(part, str) and part in current:
@@ -230,13 +279,24 @@ class _Resolver:
                 siblings = {str(k): (*here[:-1], k) for k in current} if isinstance(current, dict) else {}
                 close = difflib.get_close_matches(str(part), list(siblings), n=1, cutoff=0.6)
                 raise _Failure(
-                    f"unknown param '{format_path(here)}'",
+                    f"unknown {_ROOT_NOUNS.get(str(path[0]), 'name')} '{format_path(here)}'",
                     hint=f"did you mean '{format_path(siblings[close[0]])}'?" if close else None,
                 )
         return current
 
 
-def _params_path(node: ast.AST, source: str) -> ConfigPath:
+def _root_names(source: str) -> set[str]:
+    """The names an expression starts its paths from (`args` in `args.width * 2`)."""
+    if len(source) > MAX_EXPRESSION:
+        return set()
+    try:
+        parsed = ast.parse(source.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()  # reported when the expression is evaluated
+    return {node.id for node in ast.walk(parsed) if isinstance(node, ast.Name)}
+
+
+def _name_path(node: ast.AST, source: str, scope: dict[str, Any]) -> ConfigPath:
     parts: list[str | int] = []
     while True:
         if isinstance(node, ast.Attribute):
@@ -255,7 +315,10 @@ def _params_path(node: ast.AST, source: str) -> ConfigPath:
         else:
             raise _Failure(f"'{ast.unparse(node)}' is not allowed in '${{{source}}}'")
     parts.reverse()
-    if parts[0] != "params" or len(parts) < 2:
+    root = parts[0]
+    if root in scope and root != "params" and (len(parts) > 1 or not isinstance(scope[root], dict)):
+        return tuple(parts)
+    if root != "params" or len(parts) < 2:
         raise _Failure(
             f"'{ast.unparse(node)}' in '${{{source}}}' is not a params path",
             hint=f"did you mean 'params.{parts[0]}'?"
@@ -332,11 +395,43 @@ def _point_into_string(diag: Diagnostic, text: str, sources: dict[str, str]) -> 
 
 
 def interpolate(tree: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
-    """Return a copy of `tree` with every `${...}` resolved; raise SpecError listing all faults."""
+    """Return a copy of `tree` with every `${params...}` resolved; raise SpecError listing all faults.
+
+    Strings that use `${args...}` or `${index}` are left for `substitute`; see
+    NOTE: [Deferred interpolation].
+    """
     if not isinstance(tree, dict):
         return tree
-    resolver = _Resolver(tree=tree, source_map=source_map, sources=sources)
+    params = tree.get("params")
+    resolver = _Resolver(
+        scope={"params": params if isinstance(params, dict) else {}},
+        source_map=source_map,
+        sources=sources,
+        tree=tree,
+        deferrable=DEFERRED_ROOTS,
+    )
     resolved = resolver.tree_value()
     if resolver.problems:
         raise SpecError(resolver.problems, sources)
     return resolved
+
+
+def substitute(
+    value: Any,
+    path: ConfigPath,
+    scope: dict[str, Any],
+    source_map: SourceMap,
+    sources: dict[str, str],
+    *,
+    tree: Any = None,
+    deferrable: frozenset[str] = frozenset(),
+) -> tuple[Any, list[Diagnostic]]:
+    """Resolve the deferred interpolations in `value` (written at `path`) with one instance's
+    `scope` ({"params": ..., "args": ..., "index": ...}); return the result and any faults.
+
+    `tree` and `deferrable` leave roots for a later, inner instance, as in `interpolate`.
+    """
+    resolver = _Resolver(
+        scope=scope, source_map=source_map, sources=sources, tree=tree, deferrable=deferrable
+    )
+    return resolver.value(value, path), resolver.problems

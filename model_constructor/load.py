@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
 from .interpolation import interpolate
+from .overrides import apply_overrides
 from .source import SourceMap, load_yaml_file
 from .spec import SUPPORTED_SCHEMA_VERSIONS, ModelSpec
 
@@ -37,8 +38,17 @@ class LoadedSpec:
         return self.source_map.diagnostic(path, message, **extra)
 
 
-def load(source: SpecSource) -> LoadedSpec:
-    """Run load, interpolate and validate on `source`."""
+def load(source: SpecSource, overrides: Mapping[str, Any] | None = None) -> LoadedSpec:
+    """Run load, overrides, interpolate and validate on `source`."""
+    tree, source_map, sources = load_tree(source, overrides)
+    resolved = interpolate(tree, source_map, sources)
+    return LoadedSpec(validate(resolved, source_map, sources), source_map, sources)
+
+
+def load_tree(
+    source: SpecSource, overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], SourceMap, dict[str, str]]:
+    """The plain tree of `source` with `overrides` applied, not yet interpolated or validated."""
     if isinstance(source, ModelSpec):
         # Interpolations written in Python are resolved as in a file: round-trip through data.
         source = source.to_data()
@@ -54,8 +64,9 @@ def load(source: SpecSource) -> LoadedSpec:
             [source_map.diagnostic((), "a spec must be a mapping with schema_version and model")],
             sources,
         )
-    resolved = interpolate(tree, source_map, sources)
-    return LoadedSpec(validate(resolved, source_map, sources), source_map, sources)
+    if overrides:
+        tree = apply_overrides(tree, overrides, source_map, sources)
+    return tree, source_map, sources
 
 
 def _plain_copy(value: Any) -> Any:
@@ -70,12 +81,26 @@ def _plain_copy(value: Any) -> Any:
 
 
 def validate(tree: dict[str, Any], source_map: SourceMap, sources: dict[str, str]) -> ModelSpec:
+    return validate_section(ModelSpec, tree, (), source_map, sources)
+
+
+SectionT = typing.TypeVar("SectionT", bound=BaseModel)
+
+
+def validate_section(
+    model: type[SectionT],
+    data: Any,
+    prefix: ConfigPath,
+    source_map: SourceMap,
+    sources: dict[str, str],
+) -> SectionT:
+    """`model.model_validate(data)` for the part of a spec written at `prefix`; faults as SpecError."""
     try:
-        return ModelSpec.model_validate(tree)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         diagnostics: dict[ConfigPath, Diagnostic] = {}
         for error in exc.errors():
-            diag = _diagnostic(error, source_map)
+            diag = _diagnostic(error, source_map, model, prefix)
             # A union (such as `outputs`) fails once per member: report its path once.
             diagnostics.setdefault(diag.path, diag)
         raise SpecError(list(diagnostics.values()), sources) from None
@@ -86,11 +111,12 @@ def _data_path(loc: tuple[int | str, ...]) -> ConfigPath:
     return tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
 
 
-def _diagnostic(error: Any, source_map: SourceMap) -> Diagnostic:
+def _diagnostic(error: Any, source_map: SourceMap, model: type[BaseModel], prefix: ConfigPath) -> Diagnostic:
     kind = error["type"]
-    path = _data_path(error["loc"])
+    relative = _data_path(error["loc"])
+    path = (*prefix, *relative)
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(path[:-1])
+        allowed = _allowed_keys(model, relative[:-1])
         hint = did_you_mean(str(path[-1]), allowed) or (
             f"allowed keys: {', '.join(allowed)}" if allowed else None
         )
@@ -109,9 +135,9 @@ def _diagnostic(error: Any, source_map: SourceMap) -> Diagnostic:
     return source_map.diagnostic(path, f"{error['msg'].rstrip('.')}, got {shown}")
 
 
-def _allowed_keys(path: ConfigPath) -> list[str]:
-    """The field names (aliases) of the spec model that sits at `path`, if it is a model."""
-    annotation: Any = ModelSpec
+def _allowed_keys(root: type[BaseModel], path: ConfigPath) -> list[str]:
+    """The field names (aliases) of the spec model that sits at `path` below `root`, if any."""
+    annotation: Any = root
     for part in path:
         model = _model_in(annotation)
         if model is not None and isinstance(part, str):

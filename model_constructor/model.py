@@ -16,7 +16,6 @@ generated from, so deepcopy regenerates the graph from the plan, and unpickling 
 from __future__ import annotations
 
 import copy
-import operator
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,14 +23,14 @@ from typing import Any
 import torch
 from torch import fx
 
-from .check import GraphPlan
+from .codegen import generate
 from .errors import add_note
-from .graph import Ref
+from .plan import GraphPlan
 from .registry import Registry
+from .source import SourceMap
 from .spec import ModelSpec
 
 # Attributes derived from the fx graph: regenerated, never copied or pickled.
-_FX_OPS = {"module": "call_module", "fn": "call_function", "method": "call_method"}
 _DERIVED = frozenset({"_graph", "_code", "_lineno_map", "_prologue_start", "_in_spec", "_out_spec"})
 
 
@@ -52,49 +51,27 @@ class _NotedCall:
             raise
 
 
-def _generate(plan: GraphPlan) -> fx.Graph:
-    """The fx Graph of `plan`: one placeholder per input, one node per call, one output."""
-    graph = fx.Graph()
-    values: dict[str, fx.Node] = {name: graph.placeholder(name) for name in plan.inputs}
-    indexed: dict[Ref, fx.Node] = {}
+class Subgraph(torch.nn.Module):
+    """The modules of one sub-graph instance (`_type_: graph:NAME`), under their spec names.
 
-    def value_of(ref: Ref) -> fx.Node:
-        node = values[ref.name]
-        for depth in range(1, len(ref.index) + 1):
-            key = Ref(ref.name, ref.index[:depth])
-            if key not in indexed:
-                name = "_".join([ref.name, *map(str, key.index)])
-                indexed[key] = graph.create_node(
-                    "call_function", operator.getitem, (node, ref.index[depth - 1]), name=name
-                )
-            node = indexed[key]
-        return node
+    It owns weights only: its nodes run inlined in the forward of the model that holds it
+    (see codegen.py), so it is not called on its own, like `nn.ModuleList`.
+    """
 
-    def materialize(value: Any) -> Any:
-        if isinstance(value, Ref):
-            return value_of(value)
-        if isinstance(value, list):
-            return [materialize(v) for v in value]
-        if isinstance(value, dict):
-            return {k: materialize(v) for k, v in value.items()}
-        return value
+    def __init__(self, name: str, modules: Mapping[str, torch.nn.Module]) -> None:
+        super().__init__()
+        self.graph_name = name
+        for key, module in modules.items():
+            self.add_module(key, module)
 
-    for step in plan.nodes:
-        args = tuple(materialize(list(step.args)))
-        kwargs = materialize(step.kwargs)
-        target: Any = step.function if step.kind == "fn" else step.target
-        node = graph.create_node(_FX_OPS[step.kind], target, args, kwargs, name=step.name)
-        node.meta["yaml_node"] = step.name
-        values[step.name] = node
+    def extra_repr(self) -> str:
+        return f"graph:{self.graph_name}"
 
-    if isinstance(plan.outputs, dict):
-        graph.output({key: value_of(ref) for key, ref in plan.outputs.items()})
-    elif plan.return_kind == "single":
-        graph.output(value_of(plan.outputs[0]))
-    else:
-        graph.output(tuple(value_of(ref) for ref in plan.outputs))
-    graph.lint()
-    return graph
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"sub-graph graph:{self.graph_name} runs inlined in the forward of the model that "
+            "holds it; call that model"
+        )
 
 
 class BuiltModel(fx.GraphModule):
@@ -115,13 +92,16 @@ class BuiltModel(fx.GraphModule):
         *,
         import_prefixes: Sequence[str] = (),
         registry: Registry | None = None,
-        node_locations: Mapping[str, str] | None = None,
+        source_map: SourceMap | None = None,
     ) -> None:
         # Must be on the per-instance class before fx's recompile() installs its own.
         type(self)._wrapped_call = _NotedCall()  # type: ignore[attr-defined]
         # fx names the per-instance class after `class_name`; messages such as torch's
         # "Error(s) in loading state_dict for ..." show it.
-        super().__init__(dict(modules), _generate(plan), class_name="BuiltModel")
+        root = torch.nn.Module()
+        for name, module in modules.items():
+            root.add_module(name, module)
+        super().__init__(root, generate(plan), class_name="BuiltModel")
         # GraphModule copies only the modules the graph calls; keep every declared one, in
         # spec order, so state_dict keys do not depend on which modules are called.
         self._modules.clear()
@@ -132,7 +112,14 @@ class BuiltModel(fx.GraphModule):
         # The caller's own registrations (build_model's `registry=`), which unpickling needs
         # besides the built-ins and the spec's imports.
         self._caller_registry = registry
-        self._node_locations = dict(node_locations or {})
+        # Node name -> where it is written, for the notes of runtime errors.
+        self._node_locations = {
+            node.meta["yaml_node"]: location.format()
+            for node in self.graph.nodes
+            if "yaml_path" in node.meta
+            and source_map is not None
+            and (location := source_map.locate(node.meta["yaml_path"], key=True)[0]) is not None
+        }
 
     def _node_note(self, exc: BaseException) -> str | None:
         """Which YAML node the innermost frame of generated code was running, if any."""

@@ -14,10 +14,20 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
-IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
-DOTTED_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
-REF = r"^\$[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"
+# A registry key (`nn.Linear`, `my_project.token_mixer`) or a sub-graph (`graph:encoder_layer`).
+BLOCK_TYPE = r"^(graph:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$"
 CALL = r"^(module|fn|method):[A-Za-z_][A-Za-z0-9_.]*$"
+INTERPOLATION = r"^\$\{.*\}$"
+SUBGRAPH_PREFIX = "graph:"
+ARG_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
+    "list": list[Any],
+    "dict": dict[str, Any],
+    "any": Any,
+}
 
 
 def _exact_int(value: Any) -> Any:
@@ -56,9 +66,22 @@ class ModuleSpec(BaseModel):
 
     type_: str = Field(
         alias="_type_",
-        pattern=DOTTED_NAME,
-        description="The registry key of the block, such as 'nn.Linear' or 'my_project.token_mixer'.",
-        examples=["nn.Linear"],
+        pattern=BLOCK_TYPE,
+        description=(
+            "The registry key of the block, such as 'nn.Linear' or 'my_project.token_mixer', "
+            "or 'graph:NAME' for a sub-graph defined under model.graphs."
+        ),
+        examples=["nn.Linear", "graph:encoder_layer"],
+    )
+    repeat_: int | Annotated[str, Field(pattern=INTERPOLATION)] | None = Field(
+        default=None,
+        alias="_repeat_",
+        description=(
+            "Build this many copies, each with its own weights, applied in sequence: the output "
+            "of copy i is the first argument of copy i+1. State_dict keys are NAME.0. to NAME.{N-1}.; "
+            "${index} in the arguments is the copy's index."
+        ),
+        examples=[6, "${params.depth}"],
     )
 
     @model_validator(mode="before")
@@ -68,12 +91,7 @@ class ModuleSpec(BaseModel):
         # specs look the same to the checker and dump the same way.
         if isinstance(data, dict):
             return {
-                key: (
-                    ModuleSpec.model_validate(value)
-                    if key not in ("_type_", "type_") and isinstance(value, dict) and "_type_" in value
-                    else value
-                )
-                for key, value in data.items()
+                key: value if key in ("_type_", "type_") else _nested(value) for key, value in data.items()
             }
         return data
 
@@ -81,6 +99,19 @@ class ModuleSpec(BaseModel):
     def kwargs(self) -> dict[str, Any]:
         """The constructor arguments, as written."""
         return dict(self.model_extra or {})
+
+    @property
+    def subgraph(self) -> str | None:
+        """The sub-graph's name when `_type_` is 'graph:NAME'."""
+        return self.type_[len(SUBGRAPH_PREFIX) :] if self.type_.startswith(SUBGRAPH_PREFIX) else None
+
+
+def _nested(value: Any) -> Any:
+    if isinstance(value, dict) and "_type_" in value:
+        return ModuleSpec.model_validate(value)
+    if isinstance(value, list):
+        return [_nested(item) for item in value]
+    return value
 
 
 class NodeSpec(_Section):
@@ -135,9 +166,50 @@ class GraphSpec(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class ArgSpec(_Section):
+    """One argument of a sub-graph: its type, and a default that makes it optional."""
+
+    type: Literal["int", "float", "bool", "str", "list", "dict", "any"] = Field(
+        description="The argument's type, checked strictly: '128' is not an int.",
+    )
+    default: Any = Field(
+        default=None,
+        description="The value when an instance leaves the argument out. Without one it is required.",
+    )
+    description: str | None = Field(default=None, description="What the argument means.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `width: int` is short for `width: {type: int}`.
+        return {"type": data} if isinstance(data, str) else data
+
+    @property
+    def required(self) -> bool:
+        return "default" not in self.model_fields_set
+
+
+class SubgraphSpec(GraphSpec):
+    """A graph defined once and used as a block: `_type_: graph:NAME`, any number of times.
+
+    Its own arguments are used in its body as ${args.NAME}; each instance passes them like
+    a block's keyword arguments, checked against `args`.
+    """
+
+    args: dict[str, ArgSpec] = Field(
+        default_factory=dict,
+        description="Arguments an instance passes, by name: a type ('int') or {type, default, description}.",
+        examples=[{"width": "int", "dropout": {"type": "float", "default": 0.0}}],
+    )
+
+
 class ModelSection(_Section):
     """The model to build."""
 
+    graphs: dict[str, SubgraphSpec] = Field(
+        default_factory=dict,
+        description="Reusable sub-graphs by name, used as modules with `_type_: graph:NAME`.",
+    )
     graph: GraphSpec = Field(description="The top-level graph; its modules are the model's children.")
 
 

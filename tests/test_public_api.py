@@ -7,7 +7,15 @@ import types
 import model_constructor
 
 PROMISED = {"build_model", "load_spec", "ModelSpec", "Registry", "SpecError"}
-SECTION_MODELS = {"Settings", "ModelSection", "GraphSpec", "ModuleSpec", "NodeSpec"}
+SECTION_MODELS = {
+    "Settings",
+    "ModelSection",
+    "GraphSpec",
+    "SubgraphSpec",
+    "ArgSpec",
+    "ModuleSpec",
+    "NodeSpec",
+}
 
 
 def test_public_api_all_is_sorted() -> None:

@@ -9,12 +9,21 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from model_constructor import GraphSpec, ModelSection, ModelSpec, ModuleSpec, NodeSpec, Settings
+from model_constructor import (
+    ArgSpec,
+    GraphSpec,
+    ModelSection,
+    ModelSpec,
+    ModuleSpec,
+    NodeSpec,
+    Settings,
+    SubgraphSpec,
+)
 from model_constructor.source import load_yaml_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for pattern in ("*.yaml", "*.yml") for p in (ROOT / "examples").rglob(pattern))
-SECTION_MODELS = [ModelSpec, Settings, ModelSection, GraphSpec, ModuleSpec, NodeSpec]
+SECTION_MODELS = [ModelSpec, Settings, ModelSection, GraphSpec, SubgraphSpec, ArgSpec, ModuleSpec, NodeSpec]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,77 @@
+"""The checked plan of a model: what the check stage hands to the build stage.
+
+Plans hold resolved registry entries, validated argument values and parsed `$refs`, and
+nothing that still needs checking; building one can fail only in a user's constructor.
+They are frozen, so a built model can keep its plan and regenerate its forward from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigPath, Diagnostic
+from .graph import Ref
+from .registry import Entry
+
+CallKind = Literal["module", "fn", "method"]
+ReturnKind = Literal["single", "tuple", "dict"]
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """A registered block to construct: its entry and validated arguments.
+
+    Argument values are literals, nested `BlockPlan`s, or lists holding them.
+    """
+
+    path: ConfigPath
+    entry: Entry
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SubgraphPlan:
+    """An instance of a sub-graph (`_type_: graph:NAME`): a container of its own modules,
+    whose nodes run inlined in the forward of the graph that calls it."""
+
+    path: ConfigPath
+    name: str
+    graph: GraphPlan
+
+
+@dataclass(frozen=True)
+class RepeatPlan:
+    """`_repeat_: N`: N copies, each with its own weights, applied in sequence."""
+
+    path: ConfigPath
+    copies: tuple[BlockPlan | SubgraphPlan, ...]
+
+
+ModulePlan = BlockPlan | SubgraphPlan | RepeatPlan
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One call of the forward pass, with its target resolved and `$refs` parsed."""
+
+    name: str
+    kind: CallKind
+    target: str
+    function: Callable[..., Any] | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    path: ConfigPath
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    """One graph's inputs, modules, nodes in execution order, and outputs."""
+
+    inputs: tuple[str, ...]
+    modules: dict[str, ModulePlan]
+    nodes: tuple[NodePlan, ...]
+    outputs: tuple[Ref, ...] | dict[str, Ref]
+    return_kind: ReturnKind
+    warnings: tuple[Diagnostic, ...] = field(default=())
