@@ -5,14 +5,18 @@
 """
 
 from .build import build_model, load_spec
-from .errors import SpecError, SpecWarning
+from .checkpoint import load_checkpoint, save_checkpoint
+from .dump import dump_yaml
+from .errors import CheckpointMismatchError, SpecError, SpecWarning
 from .model import BuiltModel
 from .registry import Registry
+from .schema import json_schema
 from .spec import ArgSpec, GraphSpec, ModelSection, ModelSpec, ModuleSpec, NodeSpec, Settings, SubgraphSpec
 
 __all__ = [
     "ArgSpec",
     "BuiltModel",
+    "CheckpointMismatchError",
     "GraphSpec",
     "ModelSection",
     "ModelSpec",
@@ -24,5 +28,9 @@ __all__ = [
     "SpecWarning",
     "SubgraphSpec",
     "build_model",
+    "dump_yaml",
+    "json_schema",
+    "load_checkpoint",
     "load_spec",
+    "save_checkpoint",
 ]

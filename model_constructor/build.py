@@ -1,29 +1,57 @@
 """`build_model` and `load_spec`: the whole pipeline, from a spec to a model.
 
 load -> interpolate -> validate -> imports -> check run first and construct nothing;
-only a spec that passes all of them reaches `_construct`, where the one remaining way to
-fail is a block's own constructor raising.
+only a spec that passes all of them reaches `_construct`, where the remaining ways to
+fail are a block's own constructor raising, and a `$self.MODULE.ATTRIBUTE` naming an
+attribute that the built module does not have (only an instance can tell).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import inspect
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from .check import check
-from .errors import Diagnostic, SpecWarning, add_note
+from .errors import Diagnostic, SpecError, SpecWarning, add_note, did_you_mean, format_path
+from .fingerprint import fingerprints
+from .graph import Ref, refs_in
 from .imports import effective_prefixes, run_imports
 from .load import LoadedSpec, SpecSource, load
 from .model import BuiltModel, Subgraph
-from .plan import BlockPlan, GraphPlan, ModulePlan, SubgraphPlan
+from .plan import BlockPlan, GraphPlan, ModulePlan, RepeatPlan, SubgraphPlan
 from .registry import Registry
 from .signatures import FACTORY_KWARGS
 from .spec import ModelSpec
+
+
+# NOTE: [GC during a build]
+# A build allocates a few hundred thousand container objects (pydantic models, plan nodes,
+# fx Nodes, which point at each other in cycles, and the modules). Each 700 allocations start
+# a young collection, and every few hundred thousand a full one, which walks every object
+# in the process: torch alone holds about 280,000. Measured on a 1000-module spec, collections
+# took half of `build_model`'s time, and the build frees nearly nothing for them to find. So
+# the pipeline runs with the cyclic collector paused, then re-enables it (if it was on): the
+# next young collection then takes what the build left, once (about 15 ms at 1000 modules,
+# which benchmarks/building.py charges to the build). Reference counting, which frees every
+# tensor without a cycle, is unaffected. `gc.freeze()` would do as well, but `gc.unfreeze()`
+# would also thaw what the application froze itself (before forking workers, say).
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _checked(
@@ -31,14 +59,14 @@ def _checked(
     allowed_import_prefixes: Sequence[str] | None,
     registry: Registry | None,
     overrides: Mapping[str, Any] | None = None,
-) -> tuple[LoadedSpec, GraphPlan, list[str]]:
+) -> tuple[LoadedSpec, GraphPlan, list[str], Registry]:
     loaded = load(source, overrides)
     prefixes = effective_prefixes(loaded, allowed_import_prefixes)
     build_registry = Registry.with_builtins()
     if registry is not None:
         build_registry.update(registry)
     run_imports(loaded, build_registry, prefixes)
-    return loaded, check(loaded, build_registry), prefixes
+    return loaded, check(loaded, build_registry), prefixes, build_registry
 
 
 def plan_for(
@@ -48,7 +76,8 @@ def plan_for(
     registry: Registry | None = None,
 ) -> GraphPlan:
     """The checked plan of an already-validated spec (used to regenerate a model's forward)."""
-    return _checked(spec, allowed_import_prefixes, registry)[1]
+    with _collector_paused():  # NOTE: [GC during a build]
+        return _checked(spec, allowed_import_prefixes, registry)[1]
 
 
 def load_spec(
@@ -63,7 +92,8 @@ def load_spec(
     Runs every check `build_model` runs, so it imports the spec's (allowed) `imports`.
     `overrides` are as for `build_model`. Raises SpecError listing every fault found.
     """
-    loaded, plan, _ = _checked(source, allowed_import_prefixes, registry, overrides)
+    with _collector_paused():  # NOTE: [GC during a build]
+        loaded, plan, _, _ = _checked(source, allowed_import_prefixes, registry, overrides)
     _warn(plan.warnings, loaded)
     return loaded.spec
 
@@ -90,22 +120,63 @@ def build_model(
 
     Raises SpecError, listing every fault in the spec, before constructing anything.
     """
-    loaded, plan, prefixes = _checked(source, allowed_import_prefixes, registry, overrides)
-    _warn(plan.warnings, loaded)
-    factory = {
-        k: v
-        for k, v in (("device", torch.device(device) if device is not None else None), ("dtype", dtype))
-        if v is not None
-    }
-    modules = {name: _construct_module(module, factory, loaded) for name, module in plan.modules.items()}
-    return BuiltModel(
-        modules,
-        plan,
-        loaded.spec,
-        import_prefixes=prefixes,
-        registry=registry.copy() if registry is not None else None,
-        source_map=loaded.source_map,
-    )
+    with _collector_paused():  # NOTE: [GC during a build]
+        checked = _checked(source, allowed_import_prefixes, registry, overrides)
+        loaded, plan, prefixes, build_registry = checked
+        _warn(plan.warnings, loaded)
+        factory = {
+            k: v
+            for k, v in (("device", torch.device(device) if device is not None else None), ("dtype", dtype))
+            if v is not None
+        }
+        modules = {name: _construct_module(module, factory, loaded) for name, module in plan.modules.items()}
+        if missing := _missing_attributes(plan, modules, loaded):
+            raise SpecError(list(dict.fromkeys(missing)), loaded.sources)
+        model = BuiltModel(
+            modules,
+            plan,
+            loaded.spec,
+            import_prefixes=prefixes,
+            registry=registry.copy() if registry is not None else None,
+            source_map=loaded.source_map,
+        )
+        model.fingerprint, model.module_fingerprints = fingerprints(loaded.spec, build_registry)
+    return model
+
+
+def _missing_attributes(
+    plan: GraphPlan, modules: Mapping[str, torch.nn.Module], loaded: LoadedSpec
+) -> list[Diagnostic]:
+    """Each `$self.MODULE.ATTRIBUTE` of `plan` (and of its sub-graph instances) that `modules` lack."""
+    problems = []
+    for node in plan.nodes:
+        for ref, where in refs_in({"args": list(node.args), "kwargs": node.kwargs}):
+            if ref.name == "self" and (found := _missing_attribute(ref, modules)) is not None:
+                message, hint = found
+                problems.append(
+                    loaded.diagnostic((*node.path, *where), message, hint=hint, span=len(str(ref)))
+                )
+    for name, module in plan.modules.items():
+        built = modules[name]
+        instances: list[tuple[ModulePlan, torch.nn.Module]] = [(module, built)]
+        if isinstance(module, RepeatPlan):
+            instances = list(zip(module.copies, built.children(), strict=True))
+        for copy, instance in instances:
+            if isinstance(copy, SubgraphPlan):
+                problems += _missing_attributes(copy.graph, dict(instance.named_children()), loaded)
+    return problems
+
+
+def _missing_attribute(ref: Ref, modules: Mapping[str, torch.nn.Module]) -> tuple[str, str | None] | None:
+    value: Any = modules[str(ref.index[0])]  # checked: a module of the graph
+    for depth, part in enumerate(map(str, ref.index[1:]), start=1):
+        if not hasattr(value, part):
+            owner = ".".join(map(str, ref.index[:depth]))
+            names = [n for n in dir(value) if not n.startswith("_")]
+            message = f"'{ref}': {owner} ({type(value).__name__}) has no attribute {part!r}"
+            return message, did_you_mean(part, names)
+        value = getattr(value, part)
+    return None
 
 
 def _warn(diagnostics: Sequence[Diagnostic], loaded: LoadedSpec) -> None:
@@ -129,7 +200,14 @@ def _construct_module(module: ModulePlan, factory: dict[str, Any], loaded: Loade
         children = {name: _construct_module(m, factory, loaded) for name, m in module.graph.modules.items()}
         return Subgraph(module.name, children)
     # Each copy is constructed on its own, so each has its own weights.
-    return torch.nn.ModuleList(_construct_module(copy, factory, loaded) for copy in module.copies)
+    copies = torch.nn.ModuleList()
+    for index, copy in enumerate(module.copies):
+        try:
+            copies.append(_construct_module(copy, factory, loaded))
+        except Exception as exc:
+            add_note(exc, f"in copy {index} of {format_path(module.path)}")
+            raise
+    return copies
 
 
 def _construct(block: BlockPlan, factory: dict[str, Any], loaded: LoadedSpec) -> torch.nn.Module:

@@ -32,7 +32,7 @@ from .graph import (
     refs_in,
     topological_order,
 )
-from .instances import check_repeat, check_subgraph
+from .instances import MAX_MODULES, check_indexes, check_repeat, check_subgraph, planned_modules
 from .load import LoadedSpec
 from .plan import BlockPlan, CallKind, GraphPlan, ModulePlan, NodePlan, RepeatPlan, SubgraphPlan
 from .registry import Entry, Registry
@@ -60,7 +60,11 @@ class _Checker:
     bind_arguments: bool = True
     # Sub-graphs being checked, outermost first: one that contains itself is an error.
     active_graphs: list[str] = field(default_factory=list)
+    # Sub-graph instances checked so far: see NOTE: [Instance bounds].
+    instances: int = 0
     args_models: dict[str, type[pydantic.BaseModel]] = field(default_factory=dict)
+    # How each call shape binds, per signature: see `_binding`.
+    bindings: dict[tuple[int, int, tuple[str, ...]], _Binding | str] = field(default_factory=dict)
 
     def report(self, path: ConfigPath, message: str, **extra: Any) -> None:
         self.problems.append(self.source_map.diagnostic(path, message, **extra))
@@ -158,16 +162,7 @@ class _Checker:
         try:
             validated = signature.model.model_validate(literal)
         except pydantic.ValidationError as exc:
-            for error in exc.errors():
-                if len(error["loc"]) == 1 and error["type"] == "extra_forbidden":
-                    continue  # reported above, with hints
-                name = str(error["loc"][0])
-                shown = repr(error.get("input"))
-                self.report(
-                    (*path, *error["loc"]),
-                    f"argument {name!r} of block {entry.key!r}: {error['msg'].rstrip('.')}, got {shown[:60]}",
-                    hint=_strict_hint(error),
-                )
+            self.argument_errors(entry, signature, exc, path)
             return None
         if len(self.problems) > before:
             return None
@@ -177,6 +172,33 @@ class _Checker:
             if name in validated.model_fields_set
         }
         return {**values, **(validated.model_extra or {})}
+
+    def argument_errors(
+        self, entry: Entry, signature: Signature, exc: pydantic.ValidationError, path: ConfigPath
+    ) -> None:
+        """One diagnostic per bad argument: a union type fails once per member, and pydantic's
+        loc names those members (`kernel_size.int`), which a user never wrote."""
+        by_argument: dict[str, list[Any]] = {}
+        for error in exc.errors():
+            if len(error["loc"]) == 1 and error["type"] == "extra_forbidden":
+                continue  # reported with a did-you-mean by the caller
+            by_argument.setdefault(str(error["loc"][0]), []).append(error)
+        for name, errors in by_argument.items():
+            param = signature.parameters.get(name)
+            error = errors[0]
+            where = [
+                part for part in error["loc"] if not (isinstance(part, str) and ("[" in part or "(" in part))
+            ]
+            if len(errors) > 1 and param is not None:
+                message, where = f"expected {_describe(param.annotation)}", [name]
+            else:
+                message = error["msg"].rstrip(".")
+            shown = repr(errors[0].get("input"))
+            self.report(
+                (*path, *where),
+                f"argument {name!r} of block {entry.key!r}: {message}, got {shown[:60]}",
+                hint=_strict_hint(error, param.annotation if param else None),
+            )
 
     def check_nested_type(
         self, entry: Entry, signature: Signature, name: str, plan: Any, path: ConfigPath
@@ -270,6 +292,12 @@ class _Checker:
                     f"repeated module {target!r} returns a {first.graph.return_kind}",
                     hint="a repeated sub-graph must have return: single, to feed the next copy",
                 )
+            if not args:
+                self.report(
+                    path,
+                    f"repeated module {target!r} needs its first input in args",
+                    hint="each copy's output is passed to the next copy as its first argument",
+                )
             plan = first
         if isinstance(plan, SubgraphPlan):
             self.subgraph_call(target, plan, args, kwargs, path)
@@ -291,17 +319,21 @@ class _Checker:
         what = f"sub-graph module {target!r} (inputs: {', '.join(inputs) or 'none'})"
         if len(args) > len(inputs):
             self.report((*path, "args"), f"too many arguments for {what}")
+        misspelled: set[str] = set()  # reported once, as unknown with a did-you-mean
         for key in kwargs:
             if key not in inputs:
+                match = closest(key, inputs)
+                if match is not None:
+                    misspelled.add(match)
                 self.report(
                     (*path, "kwargs", key),
                     f"unknown input {key!r} for {what}",
                     key=True,
-                    hint=did_you_mean(key, inputs),
+                    hint=f"did you mean {match!r}?" if match else None,
                 )
             elif inputs.index(key) < len(args):
                 self.report((*path, "kwargs", key), f"input {key!r} given twice for {what}", key=True)
-        missing = [name for name in inputs[len(args) :] if name not in kwargs]
+        missing = [name for name in inputs[len(args) :] if name not in kwargs and name not in misspelled]
         if missing:
             self.report(path, f"missing input(s) {', '.join(missing)} for {what}")
 
@@ -322,9 +354,12 @@ class _Checker:
         """
         if signature.inspected is None or not self.bind_arguments:
             return args, kwargs
-        try:
-            bound = signature.inspected.bind(*args, **kwargs)
-        except TypeError as exc:
+        shape = (id(signature.inspected), len(args), tuple(kwargs))
+        binding = self.bindings.get(shape)
+        if binding is None:
+            binding = self.bindings[shape] = _binding(signature.inspected, len(args), tuple(kwargs))
+        if isinstance(binding, str):
+            exc = binding
             hint = None
             unexpected = [k for k in kwargs if k not in signature.inspected.parameters]
             if unexpected and not signature.accepts_extra:
@@ -338,28 +373,56 @@ class _Checker:
             )
             return args, kwargs
         checked_args, checked_kwargs = list(args), dict(kwargs)
-        # Positional arguments bind to the first parameters in order, so a positionally
-        # bound name's index in `bound.arguments` is its index in `args`.
-        for index, (name, value) in enumerate(bound.arguments.items()):
+        for name, index, keyword in binding:
             param = signature.parameters.get(name)
+            value = args[index] if keyword is None else kwargs[keyword]
             if param is None or param.validator is None or refs_in(value):
                 continue
             try:
                 checked = param.validator.validate_python(value)
             except pydantic.ValidationError as exc:
                 error = exc.errors()[0]
-                where = (*path, "kwargs", name) if name in kwargs else (*path, "args", index - offset)
+                where = (*path, "kwargs", name) if keyword is not None else (*path, "args", index - offset)
                 self.report(
                     where,
                     f"argument {name!r} of {what}: {error['msg'].rstrip('.')}, got {value!r}",
                     hint=_strict_hint(error),
                 )
                 continue
-            if name in kwargs:
-                checked_kwargs[name] = checked
+            if keyword is not None:
+                checked_kwargs[keyword] = checked
             else:
                 checked_args[index] = checked
         return tuple(checked_args), checked_kwargs
+
+
+# Each argument of a call as (parameter name, index in args, or its keyword in kwargs).
+_Binding = tuple[tuple[str, int, str | None], ...]
+
+
+class _Slot:
+    """Stands for one argument while a call shape is bound."""
+
+    def __init__(self, index: int, keyword: str | None) -> None:
+        self.index, self.keyword = index, keyword
+
+
+def _binding(inspected: inspect.Signature, count: int, keywords: tuple[str, ...]) -> _Binding | str:
+    """Which parameter each argument of a call with `count` positional arguments and
+    `keywords` binds to, or inspect's message if the call does not fit.
+
+    Binding depends on the call's shape only, not its values, and `inspect.Signature.bind`
+    costs about 10 us: a 1000-node spec makes a handful of shapes, bound once each
+    (`_Checker.bindings`). Arguments gathered by `*args` or `**kwargs` are left out, as
+    they match no parameter a literal could be checked against.
+    """
+    try:
+        bound = inspected.bind(*(_Slot(i, None) for i in range(count)), **{k: _Slot(0, k) for k in keywords})
+    except TypeError as exc:
+        return str(exc)
+    return tuple(
+        (name, slot.index, slot.keyword) for name, slot in bound.arguments.items() if isinstance(slot, _Slot)
+    )
 
 
 def _plain_signature(signature: Signature, skip: int = 0) -> str:
@@ -390,18 +453,49 @@ def _classes_in(annotation: Any) -> list[type]:
     return []
 
 
-def _strict_hint(error: Any) -> str | None:
-    if isinstance(error.get("input"), str) and error["type"] in ("int_type", "float_type", "bool_type"):
+def _strict_hint(error: Any, annotation: Any = None) -> str | None:
+    value = error.get("input")
+    if isinstance(value, str) and error["type"] in ("int_type", "float_type", "bool_type"):
+        # Only when the quoted text is the number or boolean it looks like: `dropout: high`
+        # is just wrong, not quoted.
+        try:
+            pydantic.TypeAdapter(
+                {"int_type": int, "float_type": float, "bool_type": bool}[error["type"]]
+            ).validate_python(value)
+        except pydantic.ValidationError:
+            return None
         return "strict blocks take numbers and booleans unquoted"
+    classes = _classes_in(annotation)
+    if error["type"] == "is_instance_of" and any(issubclass(c, torch.nn.Module) for c in classes):
+        return "write a block spec, such as {_type_: nn.GELU}"
     return None
+
+
+def _describe(annotation: Any) -> str:
+    """`int | tuple[int, int]`, as a user would write it, without our Annotated wrappers."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _describe(typing.get_args(annotation)[0])
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return " | ".join(_describe(arg) for arg in typing.get_args(annotation))
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
 
 
 @functools.cache
 def reserved_names(top_level: bool) -> frozenset[str]:
-    """Module names that would shadow an attribute of the container they become children of."""
+    """Module names that would shadow an attribute of the container they become children of:
+    its class's, those its `__init__` sets (`training`, `graph_name`, ...), and those it
+    declares for `build_model` to set (`fingerprint`)."""
     from .model import BuiltModel, Subgraph
+    from .spec import ModelSpec
 
-    return frozenset(dir(BuiltModel if top_level else Subgraph)) | {"self"}
+    if not top_level:
+        return frozenset(dir(Subgraph("", {}))) | {"self"}
+    empty = {"schema_version": 1, "model": {"graph": {"inputs": [], "nodes": {}, "outputs": []}}}
+    sample = BuiltModel({}, GraphPlan((), {}, (), (), "tuple"), ModelSpec.model_validate(empty))
+    return frozenset(dir(sample)) | set(BuiltModel.__annotations__) | {"self"}
 
 
 def check(loaded: LoadedSpec, registry: Registry) -> GraphPlan:
@@ -411,6 +505,9 @@ def check(loaded: LoadedSpec, registry: Registry) -> GraphPlan:
     plan = _check_graph(checker, spec.model.graph, GRAPH_PATH)
     if checker.problems or plan is None:
         raise SpecError(_unique(checker.problems), loaded.sources)
+    if (count := planned_modules(plan)) > MAX_MODULES:  # NOTE: [Instance bounds]
+        message = f"spec too large: it builds {count} modules, over the limit of {MAX_MODULES}"
+        raise SpecError([loaded.diagnostic((*GRAPH_PATH, "modules"), message)], loaded.sources)
     return dataclasses.replace(plan, warnings=tuple(_unique(checker.warnings)))
 
 
@@ -431,6 +528,10 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
             p := check_name(name, (*graph_path, "inputs", index), "input", source_map, INPUT_RESERVED)
         ) is not None:
             problems.append(p)
+        elif name in graph.inputs[:index]:  # two parameters of forward with one name
+            problems.append(
+                source_map.diagnostic((*graph_path, "inputs", index), f"input {name!r} is listed twice")
+            )
     modules: dict[str, ModulePlan | None] = {}
     reserved = reserved_names(graph_path == GRAPH_PATH)
     for name, module_spec in graph.modules.items():
@@ -450,15 +551,19 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
             )
     nodes: dict[str, NodePlan | None] = {}
     uses: dict[str, list[tuple[Ref, ConfigPath]]] = {}
+    tied: set[str] = set()  # modules read as `$self.MODULE...`
     for name, node in graph.nodes.items():
         path = (*graph_path, "nodes", name)
         before = len(problems)
         args = parse_refs(node.args, (*path, "args"), source_map, problems)
         kwargs = parse_refs(node.kwargs, (*path, "kwargs"), source_map, problems)
+        # The generated forward passes each keyword by name, so it must be an identifier.
+        problems += filter(None, (check_name(k, (*path, "kwargs", k), "keyword", source_map) for k in kwargs))
         # A malformed $ref stays a string; binding it would add a second, misleading error.
         checker.bind_arguments = len(problems) == before
         refs = [(ref, (*path, *where)) for ref, where in refs_in({"args": args, "kwargs": kwargs})]
         _check_self_refs([r for r in refs if r[0].name == "self"], graph, source_map, problems)
+        tied.update(str(ref.index[0]) for ref, _ in refs if ref.name == "self" and ref.index)
         uses[name] = [r for r in refs if r[0].name != "self"]
         nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
     problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))
@@ -482,9 +587,11 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
         order = topological_order(deps, node_names)
 
     outputs = _check_outputs(checker, graph, graph_path, [*graph.inputs, *node_names])
+    if outputs is not None:
+        problems.extend(check_indexes(graph, graph_path, modules, uses, outputs, source_map))
     if len(problems) > problems_before or outputs is None:
         return None
-    checker.warnings.extend(_unused(graph, graph_path, uses, outputs, source_map))
+    checker.warnings.extend(_unused(graph, graph_path, uses, outputs, tied, source_map))
     return GraphPlan(
         inputs=tuple(graph.inputs),
         modules={name: plan for name, plan in modules.items() if plan is not None},
@@ -554,9 +661,11 @@ def _unused(
     graph_path: ConfigPath,
     uses: dict[str, list[tuple[Ref, ConfigPath]]],
     outputs: tuple[Ref, ...] | dict[str, Ref],
+    tied: set[str],
     source_map: SourceMap,
 ) -> list[Diagnostic]:
     called = {node.call.partition(":")[2] for node in graph.nodes.values() if node.call.startswith("module:")}
+    called |= tied
     used = {ref.name for refs in uses.values() for ref, _ in refs}
     used |= {ref.name for ref in (outputs.values() if isinstance(outputs, dict) else outputs)}
     warnings = [

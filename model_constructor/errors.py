@@ -3,24 +3,53 @@
 The tree::
 
     ValueError
-    └── SpecError          # one or more Diagnostics, rendered like a compiler's message
+    ├── SpecError                  # one or more Diagnostics, rendered like a compiler's message
+    └── CheckpointMismatchError    # load_checkpoint: saved from a different architecture
     UserWarning
-    └── SpecWarning        # a Diagnostic of severity "warning" (unused module or node)
+    └── SpecWarning                # a Diagnostic of severity "warning" (unused module or node)
 
 One class rather than one per fault: callers catch a single type, and tools read the structured
 `diagnostics` list instead of parsing messages. Checks return lists of `Diagnostic`; only the
-stage boundary raises, once, with all of them (see `raise_if_errors`).
+stage boundary raises, once, with all of them (see `raise_if_errors`). A checkpoint that does
+not fit its model is no fault of a spec, so it has its own class, which names the modules.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 ConfigPath = tuple[str | int, ...]
+
+# NOTE: [Bounded messages]
+# A spec from outside may be one 16 MB line holding a million faults. A message shows the
+# first MAX_RENDERED diagnostics, each with at most MAX_EXCERPT characters of its source line
+# around the caret, and a file is split into lines once however many diagnostics point into
+# it; without this, rendering such a spec's error took minutes and gigabytes.
+MAX_RENDERED = 50
+MAX_EXCERPT = 160
+
+
+@functools.lru_cache(maxsize=2)
+def source_lines(text: str) -> tuple[str, ...]:
+    """`text.splitlines()`, computed once per text. See NOTE: [Bounded messages]."""
+    return tuple(text.splitlines())
+
+
+def _excerpt(line: str, col: int, span: int) -> tuple[str, int, int]:
+    """At most MAX_EXCERPT characters of `line` around 1-based `col`; `col` and `span` in them."""
+    if len(line) <= MAX_EXCERPT:
+        return line, col, span
+    start = max(0, min(col - 1 - MAX_EXCERPT // 2, len(line) - MAX_EXCERPT))
+    prefix = "..." if start else ""
+    suffix = "..." if start + MAX_EXCERPT < len(line) else ""
+    col = col - start + len(prefix)
+    shown = prefix + line[start : start + MAX_EXCERPT] + suffix
+    return shown, col, max(1, min(span, len(shown) - len(suffix) - col + 1))
 
 
 def format_path(path: ConfigPath) -> str:
@@ -91,13 +120,14 @@ class Diagnostic:
         loc = self.location
         text = sources.get(loc.file) if loc else None
         if loc is not None and text is not None:
-            source_lines = text.splitlines()
-            if 0 < loc.line <= len(source_lines):
+            all_lines = source_lines(text)
+            if 0 < loc.line <= len(all_lines):
                 gutter = str(loc.line)
                 pad = " " * len(gutter)
-                underline = "^" + "~" * max(self.span - 1, 0)
-                lines.append(f" {gutter} | {source_lines[loc.line - 1]}")
-                lines.append(f" {pad} | {' ' * (loc.col - 1)}{underline}")
+                shown, col, span = _excerpt(all_lines[loc.line - 1], loc.col, self.span)
+                underline = "^" + "~" * max(span - 1, 0)
+                lines.append(f" {gutter} | {shown}")
+                lines.append(f" {pad} | {' ' * (col - 1)}{underline}")
         for what, where in self.related:
             lines.append(f"  note: {what} at {where.format()}")
         return "\n".join(lines)
@@ -113,13 +143,72 @@ class SpecError(ValueError):
 
     def _render(self) -> str:
         count = len(self.diagnostics)
-        parts = [d.render(self.sources) for d in self.diagnostics]
+        parts = [d.render(self.sources) for d in self.diagnostics[:MAX_RENDERED]]
+        if count > MAX_RENDERED:
+            parts.append(f"... and {count - MAX_RENDERED} more (all are in .diagnostics)")
         if count > 1:
             parts.append(f"{count} errors")
         return "\n".join(parts)
 
     def __reduce__(self) -> tuple[type[SpecError], tuple[tuple[Diagnostic, ...], dict[str, str]]]:
         return (type(self), (self.diagnostics, self.sources))
+
+
+class CheckpointMismatchError(ValueError):
+    """`load_checkpoint` refused a checkpoint saved from a different architecture.
+
+    `modules` names every top-level module that differs: changed (`changed`), only in the
+    checkpoint (`only_in_checkpoint`) or only in the model (`only_in_model`). When it is
+    empty, the modules match and the rest of the spec differs (params, nodes, outputs...).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        checkpoint_fingerprint: str,
+        model_fingerprint: str,
+        changed: Sequence[str] = (),
+        only_in_checkpoint: Sequence[str] = (),
+        only_in_model: Sequence[str] = (),
+    ):
+        self.path = path
+        self.checkpoint_fingerprint = checkpoint_fingerprint
+        self.model_fingerprint = model_fingerprint
+        self.changed = tuple(changed)
+        self.only_in_checkpoint = tuple(only_in_checkpoint)
+        self.only_in_model = tuple(only_in_model)
+        self.modules = (*self.changed, *self.only_in_checkpoint, *self.only_in_model)
+        lines = [
+            f"checkpoint {path} was saved from a different architecture "
+            f"(fingerprint {checkpoint_fingerprint[:12]}, this model's {model_fingerprint[:12]})"
+        ]
+        for what, names in (
+            ("modules that differ", self.changed),
+            ("modules only in the checkpoint", self.only_in_checkpoint),
+            ("modules only in this model", self.only_in_model),
+        ):
+            if names:
+                lines.append(f"  {what}: {', '.join(names)}")
+        if not self.modules:
+            lines.append(
+                "  every module matches; the rest of the spec differs (params, nodes, outputs, "
+                "sub-graphs, imports or settings)"
+            )
+        lines.append("  pass allow_mismatch=True to load it anyway")
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[type[CheckpointMismatchError], tuple[Any, ...]]:
+        return (
+            type(self),
+            (
+                self.path,
+                self.checkpoint_fingerprint,
+                self.model_fingerprint,
+                self.changed,
+                self.only_in_checkpoint,
+                self.only_in_model,
+            ),
+        )
 
 
 def add_note(exc: BaseException, note: str) -> None:

@@ -98,6 +98,9 @@ def check_refs(
     known_set = set(known)
     problems = []
     for user, refs in uses.items():
+        unknown = [(ref, path) for ref, path in refs if ref.name not in known_set]
+        if not unknown:
+            continue  # the usual case: the suggestions below cost O(nodes) per node
         # A node cannot use itself, so it is no suggestion for its own refs.
         candidates = [name for name in known if name != user]
         problems += [
@@ -107,8 +110,7 @@ def check_refs(
                 hint=did_you_mean(ref.name, candidates) or f"known names: {', '.join(candidates) or 'none'}",
                 span=len(str(ref)),
             )
-            for ref, path in refs
-            if ref.name not in known_set
+            for ref, path in unknown
         ]
     return problems
 

@@ -11,21 +11,32 @@ and once in all when they do not.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pydantic
 
 from .errors import ConfigPath, Diagnostic, SpecError, closest, did_you_mean, format_path
+from .graph import Ref
 from .interpolation import substitute
 from .load import validate_section
-from .plan import BlockPlan, RepeatPlan, SubgraphPlan
-from .spec import ARG_TYPES, GraphSpec, ModuleSpec, SubgraphSpec
+from .plan import BlockPlan, ModulePlan, RepeatPlan, SubgraphPlan
+from .source import SourceMap
+from .spec import ARG_TYPES, MAX_REPEAT, GraphSpec, ModuleSpec, SubgraphSpec
 
 if TYPE_CHECKING:
     from .check import _Checker
+    from .plan import GraphPlan
 
-MAX_REPEAT = 10_000
+# NOTE: [Instance bounds]
+# Sub-graphs nest and multiply like YAML aliases: ten graphs that each use the previous one
+# ten times are 10**10 instances in thirty lines. Each instance is checked on its own, so the
+# check stops past MAX_INSTANCES of them or MAX_NESTING levels (which also keeps the recursive
+# check far from the end of the stack). A repeat builds copies of one checked plan, so what a
+# plan constructs is counted apart: `planned_modules`, at most MAX_MODULES.
+MAX_INSTANCES = 10_000
+MAX_NESTING = 32
+MAX_MODULES = 100_000
 
 
 def _args_model(definition: SubgraphSpec) -> type[pydantic.BaseModel]:
@@ -33,17 +44,19 @@ def _args_model(definition: SubgraphSpec) -> type[pydantic.BaseModel]:
         f"a{index}": (ARG_TYPES[arg.type], pydantic.Field(default=arg.default, alias=name))
         for index, (name, arg) in enumerate(definition.args.items())
     }
-    config = pydantic.ConfigDict(strict=True, extra="forbid")
+    # validate_default: a default is checked like a given value, where an instance relies on it.
+    config = pydantic.ConfigDict(strict=True, extra="forbid", validate_default=True)
     model: type[pydantic.BaseModel] = pydantic.create_model("SubgraphArguments", __config__=config, **fields)
     return model
 
 
-def _with_instance_note(diagnostic: Diagnostic, instance: ConfigPath, checker: _Checker) -> Diagnostic:
-    location = checker.source_map.locate(instance)[0]
-    if location is None:
-        return diagnostic
-    note = (f"in the instance {format_path(instance)}", location)
-    return dataclasses.replace(diagnostic, related=(*diagnostic.related, note))
+def _note_since(checker: _Checker, before: int, note: str, at: ConfigPath) -> None:
+    """Add `note`, located at `at`, to each problem reported since there were `before`."""
+    location = checker.source_map.locate(at)[0]
+    if location is not None:
+        checker.problems[before:] = [
+            dataclasses.replace(d, related=(*d.related, (note, location))) for d in checker.problems[before:]
+        ]
 
 
 def check_subgraph(
@@ -68,6 +81,13 @@ def check_subgraph(
         cycle = " -> ".join([*checker.active_graphs[checker.active_graphs.index(name) :], name])
         checker.report((*path, "_type_"), f"sub-graph {name!r} contains itself: {cycle}")
         return None
+    checker.instances += 1
+    if checker.instances > MAX_INSTANCES or len(checker.active_graphs) >= MAX_NESTING:
+        what = f"more than {MAX_INSTANCES} sub-graph instances"
+        if checker.instances <= MAX_INSTANCES:
+            what = f"sub-graphs nested more than {MAX_NESTING} deep"
+        diagnostic = checker.source_map.diagnostic((*path, "_type_"), f"spec too large: {what}")
+        raise SpecError([diagnostic], checker.sources)
     args = _check_arguments(checker, name, definition, spec, path)
     if args is None:
         return None
@@ -99,7 +119,7 @@ def check_subgraph(
                 plan = check_graph(checker, graph, definition_path)
             finally:
                 checker.active_graphs.pop()
-    checker.problems[before:] = [_with_instance_note(d, path, checker) for d in checker.problems[before:]]
+    _note_since(checker, before, f"in the instance {format_path(path)}", path)
     if plan is None or len(checker.problems) > before:
         return None
     return SubgraphPlan(path=path, name=name, graph=plan)
@@ -111,6 +131,8 @@ def _check_arguments(
     given = spec.kwargs
     before = len(checker.problems)
     declared = list(definition.args)
+    # A misspelled required argument is reported once, as unknown with a did-you-mean.
+    misspelled: set[str] = set()
     for key, value in given.items():
         if isinstance(value, ModuleSpec):
             checker.report(
@@ -120,6 +142,8 @@ def _check_arguments(
             )
         elif key not in definition.args:
             match = closest(key, declared)
+            if match is not None:
+                misspelled.add(match)
             checker.report(
                 (*path, key),
                 f"unknown argument {key!r} for sub-graph {name!r}",
@@ -129,7 +153,7 @@ def _check_arguments(
                 else f"its arguments: {', '.join(declared) or 'none'}",
             )
     for key, arg in definition.args.items():
-        if arg.required and key not in given:
+        if arg.required and key not in given and key not in misspelled:
             checker.report(
                 path,
                 f"missing argument {key!r} for sub-graph {name!r}",
@@ -142,13 +166,19 @@ def _check_arguments(
     try:
         validated = checker.args_models[name].model_validate(given)
     except pydantic.ValidationError as exc:
+        fields = checker.args_models[name].model_fields
         for error in exc.errors():
-            key = str(error["loc"][0])
-            checker.report(
-                (*path, *error["loc"]),
-                f"argument {key!r} of sub-graph {name!r}: {error['msg'].rstrip('.')}, "
-                f"got {error.get('input')!r}",
-            )
+            # A default's error names the field (`a0`), a given value's the alias (`width`).
+            first = str(error["loc"][0])
+            key = (fields[first].alias or first) if first in fields else first
+            problem = f"{error['msg'].rstrip('.')}, got {error.get('input')!r}"
+            if key in given:
+                checker.report((*path, *error["loc"]), f"argument {key!r} of sub-graph {name!r}: {problem}")
+            else:  # reported at the definition, once however many instances rely on it
+                checker.report(
+                    ("model", "graphs", name, "args", key, "default"),
+                    f"default of argument {key!r} of sub-graph {name!r}: {problem}",
+                )
         return None
     return {
         info.alias or field: getattr(validated, field) for field, info in type(validated).model_fields.items()
@@ -174,22 +204,35 @@ def check_repeat(
     per_index = _interpolates(data)
     copies: list[BlockPlan | SubgraphPlan] = []
     for index in range(count if per_index else 1):
-        resolved, problems = substitute(
-            data, path, {"params": checker.params, "index": index}, checker.source_map, checker.sources
-        )
-        if problems:
-            checker.problems.extend(problems)
-            return None
-        try:
-            copy_spec = validate_section(ModuleSpec, resolved, path, checker.source_map, checker.sources)
-        except SpecError as exc:
-            checker.problems.extend(exc.diagnostics)
-            return None
-        plan = check_one(copy_spec, path)
+        before = len(checker.problems)
+        plan = _check_copy(checker, data, path, index, check_one)
         if plan is None:
+            if per_index:
+                _note_since(checker, before, f"in copy {index}, where ${{index}} is {index}", count_path)
             return None  # the first failing copy is reported; the others would repeat it
         copies.append(plan)
     return RepeatPlan(path=path, copies=tuple(copies if per_index else copies * count))
+
+
+def _check_copy(
+    checker: _Checker,
+    data: dict[str, Any],
+    path: ConfigPath,
+    index: int,
+    check_one: Callable[[ModuleSpec, ConfigPath], BlockPlan | SubgraphPlan | None],
+) -> BlockPlan | SubgraphPlan | None:
+    resolved, problems = substitute(
+        data, path, {"params": checker.params, "index": index}, checker.source_map, checker.sources
+    )
+    if problems:
+        checker.problems.extend(problems)
+        return None
+    try:
+        copy_spec = validate_section(ModuleSpec, resolved, path, checker.source_map, checker.sources)
+    except SpecError as exc:
+        checker.problems.extend(exc.diagnostics)
+        return None
+    return check_one(copy_spec, path)
 
 
 def _interpolates(value: Any) -> bool:
@@ -200,3 +243,108 @@ def _interpolates(value: Any) -> bool:
     if isinstance(value, list):
         return any(_interpolates(v) for v in value)
     return False
+
+
+# NOTE: [Static returns]
+# An inlined sub-graph's tuple or dict return is a Python tuple or dict of values while the
+# forward is generated (see codegen.py), so `$node.0` and `$node.key` on it are resolved
+# then, not run: an index that does not fit must be found here, or it would surface as an
+# IndexError from code generation. A block's return is a runtime value, indexed at run time.
+Shape: TypeAlias = "tuple[Shape, ...] | dict[str, Shape] | None"
+
+
+def return_shape(plan: ModulePlan | None) -> Shape:
+    """The static structure of what calling `plan` returns; None for a runtime value."""
+    if isinstance(plan, RepeatPlan):
+        plan = plan.copies[-1]
+    if not isinstance(plan, SubgraphPlan):
+        return None
+    graph = plan.graph
+    shapes = {
+        node.name: return_shape(graph.modules.get(node.target))
+        for node in graph.nodes
+        if node.kind == "module"
+    }
+
+    def of(ref: Ref) -> Shape:
+        return _index(shapes.get(ref.name), ref.index)[0]
+
+    if isinstance(graph.outputs, dict):
+        return {key: of(ref) for key, ref in graph.outputs.items()}
+    if graph.return_kind == "single":
+        return of(graph.outputs[0])
+    return tuple(of(ref) for ref in graph.outputs)
+
+
+def _index(shape: Shape, index: tuple[str | int, ...]) -> tuple[Shape, int | None]:
+    """`shape` indexed by `index`, and the position in `index` of the first item it lacks."""
+    for depth, item in enumerate(index):
+        if shape is None:
+            break
+        if isinstance(shape, tuple) and isinstance(item, int) and item < len(shape):
+            shape = shape[item]
+        elif isinstance(shape, dict) and isinstance(item, str) and item in shape:
+            shape = shape[item]
+        else:
+            return None, depth
+    return shape, None
+
+
+def check_indexes(
+    graph: GraphSpec,
+    graph_path: ConfigPath,
+    modules: Mapping[str, ModulePlan | None],
+    uses: Mapping[str, list[tuple[Ref, ConfigPath]]],
+    outputs: tuple[Ref, ...] | dict[str, Ref],
+    source_map: SourceMap,
+) -> list[Diagnostic]:
+    """Each `$node.0` / `$node.key` on a sub-graph's tuple or dict return names one of its items."""
+    shapes = {
+        name: return_shape(modules.get(node.call.partition(":")[2]))
+        for name, node in graph.nodes.items()
+        if node.call.startswith("module:")
+    }
+    items = outputs.items() if isinstance(outputs, dict) else enumerate(outputs)
+    refs = [
+        *(ref for node_refs in uses.values() for ref in node_refs),
+        *((ref, (*graph_path, "outputs", key)) for key, ref in items),
+    ]
+    problems = []
+    for ref, path in refs:
+        shape = shapes.get(ref.name)
+        depth = _index(shape, ref.index)[1]
+        if depth is None:
+            continue
+        base = Ref(ref.name, ref.index[:depth])
+        container = _index(shape, base.index)[0]
+        item = ref.index[depth]
+        if isinstance(container, dict):
+            keys = list(container)
+            message = f"'{ref}': '{base}' is a dict with no key {item!r}"
+            hint = did_you_mean(str(item), keys) or f"its keys: {', '.join(keys) or 'none'}"
+        else:
+            size = len(container or ())
+            message = f"'{ref}': '{base}' is a tuple of {size}, with no item {item!r}"
+            hint = f"index it with 0 to {size - 1}" if size else "it is empty"
+        problems.append(source_map.diagnostic(path, message, hint=hint, span=len(str(ref))))
+    return problems
+
+
+def planned_modules(plan: GraphPlan) -> int:
+    """How many modules building `plan` constructs (blocks passed as arguments aside).
+
+    Counted once per plan object: a repeat's copies share one plan. See NOTE: [Instance bounds].
+    """
+    counted: dict[int, int] = {}
+
+    def size(module: ModulePlan) -> int:
+        if id(module) not in counted:
+            parts: Any = ()
+            if isinstance(module, SubgraphPlan):
+                parts = module.graph.modules.values()
+            elif isinstance(module, RepeatPlan):
+                parts = module.copies
+            counted[id(module)] = 1 + sum(size(part) for part in parts)
+        return counted[id(module)]
+
+    return sum(size(module) for module in plan.modules.values())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import math
 import operator
 import re
@@ -18,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigPath, Diagnostic, Location, SpecError, format_path
-from .source import SourceMap
+from .errors import ConfigPath, Diagnostic, Location, SpecError, format_path, source_lines
+from .source import MAX_FILE_BYTES, SourceMap
 
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 MAX_INT_BITS = 64
@@ -74,8 +75,9 @@ _ROOT_NOUNS = {"params": "param", "args": "sub-graph argument", "index": "name"}
 
 def may_defer(tree: Any, path: ConfigPath, roots: frozenset[str]) -> str | None:
     """None if `roots` can all be resolved later at `path`, else what to tell the user."""
-    if "args" in roots and not (path[:2] == ("model", "graphs") and len(path) > 3):
-        return "${args.NAME} is only available inside a sub-graph defined under model.graphs"
+    # A sub-graph's body, not its `args`: a default cannot depend on the values it stands in for.
+    if "args" in roots and not (path[:2] == ("model", "graphs") and len(path) > 3 and path[3] != "args"):
+        return "${args.NAME} is only available in the body of a sub-graph defined under model.graphs"
     if "index" in roots and not _inside_repeated_module(tree, path):
         return "${index} is only available in the arguments of a module with _repeat_"
     return None
@@ -105,6 +107,14 @@ class _Resolver:
     resolved_params: dict[ConfigPath, Any] = field(default_factory=dict)
     failed_params: set[ConfigPath] = field(default_factory=set)
     in_progress: list[ConfigPath] = field(default_factory=list)
+    # Characters of the strings made so far: bounded like a file (NOTE: [YAML bounds]).
+    made: int = 0
+
+    def spend(self, made: Any, path: ConfigPath) -> None:
+        self.made += len(made) if isinstance(made, str) else sum(map(len, made))
+        if self.made > MAX_FILE_BYTES:
+            message = f"spec too large: interpolations make more than {MAX_FILE_BYTES} characters"
+            raise SpecError([self.source_map.diagnostic(path, message)], self.sources)
 
     def tree_value(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -151,7 +161,9 @@ class _Resolver:
             if self.deferred(text, path):
                 return text
             if whole:
-                return self.expression(whole.group(1), path)
+                result = self.expression(whole.group(1), path)
+                self.spend(result if isinstance(result, str) else "", path)
+                return result
             pieces = []
             for match in INTERPOLATION.finditer(text):
                 result = self.expression(match.group(1), path)
@@ -162,6 +174,7 @@ class _Resolver:
                         hint="use it as the whole value",
                     )
                 pieces.append(str(result))
+            self.spend(pieces, path)
             parts = iter(pieces)
             return INTERPOLATION.sub(lambda _: next(parts), text)
         except _Failure as failure:
@@ -182,11 +195,8 @@ class _Resolver:
                 f"interpolation is {len(source)} characters long, over the limit of {MAX_EXPRESSION}",
                 hint="split it into several params",
             )
-        try:
-            parsed = ast.parse(source.strip(), mode="eval")
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            # ValueError: a null byte (Python 3.10); RecursionError, MemoryError: nesting
-            # too deep for the parser.
+        parsed = _parse(source)
+        if parsed is None:
             raise _Failure(
                 f"invalid interpolation '${{{source}}}'",
                 hint="write a params path such as ${params.width}, optionally with + - * / // % **",
@@ -285,15 +295,27 @@ class _Resolver:
         return current
 
 
-def _root_names(source: str) -> set[str]:
-    """The names an expression starts its paths from (`args` in `args.width * 2`)."""
-    if len(source) > MAX_EXPRESSION:
-        return set()
+# Parsing is most of what interpolation costs, and a spec repeats a few expressions many
+# times (`${params.width}` 2000 times in a 1000-module spec): each distinct one is parsed
+# once, then read, never changed. Bounded, since specs are untrusted input.
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.Expression | None:
+    """The parsed body of one `${...}`, or None if it is not a valid expression."""
     try:
-        parsed = ast.parse(source.strip(), mode="eval")
+        return ast.parse(source.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()  # reported when the expression is evaluated
-    return {node.id for node in ast.walk(parsed) if isinstance(node, ast.Name)}
+        # ValueError: a null byte (Python 3.10); RecursionError, MemoryError: nesting
+        # too deep for the parser.
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _root_names(source: str) -> frozenset[str]:
+    """The names an expression starts its paths from (`args` in `args.width * 2`)."""
+    parsed = _parse(source) if len(source) <= MAX_EXPRESSION else None
+    if parsed is None:
+        return frozenset()  # reported when the expression is evaluated
+    return frozenset(node.id for node in ast.walk(parsed) if isinstance(node, ast.Name))
 
 
 def _name_path(node: ast.AST, source: str, scope: dict[str, Any]) -> ConfigPath:
@@ -362,7 +384,7 @@ def _apply_binary(op: type[ast.operator], left: Any, right: Any, source: str) ->
         text, times = (left, right) if isinstance(left, str) else (right, left)
         if len(text) * max(times, 0) > MAX_STRING:
             raise _Failure(f"'${{{source}}}' makes a string over {MAX_STRING} characters")
-        return text * times
+        return text * min(times, MAX_STRING)  # equal; '' * 2 ** 63 would raise OverflowError
     raise _Failure(
         f"cannot apply '{symbol}' to {type(left).__name__} and {type(right).__name__} in '${{{source}}}'"
     )
@@ -376,7 +398,7 @@ def _point_into_string(diag: Diagnostic, text: str, sources: dict[str, str]) -> 
     match = INTERPOLATION.search(text)
     if source is None or match is None:
         return diag
-    lines = source.splitlines()
+    lines = source_lines(source)
     if not 0 < loc.line <= len(lines):
         return diag
     written = lines[loc.line - 1][loc.col - 1 :]

@@ -20,10 +20,16 @@ from pydantic import BaseModel
 from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
 from .interpolation import interpolate
 from .overrides import apply_overrides
-from .source import SourceMap, load_yaml_file
+from .source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, SourceMap, load_yaml_file
 from .spec import SUPPORTED_SCHEMA_VERSIONS, ModelSpec
 
 SpecSource = str | Path | Mapping[str, Any] | ModelSpec
+
+# After interpolation a spec holds no more text than a spec file may (NOTE: [YAML bounds]),
+# and no integer too long for Python to turn into text (sys.get_int_max_str_digits, 4300
+# digits): such an int could not be formatted into a string, a message or the fingerprint.
+MAX_TEXT = MAX_FILE_BYTES
+MAX_INT_BITS = 14_000
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,9 @@ class LoadedSpec:
 def load(source: SpecSource, overrides: Mapping[str, Any] | None = None) -> LoadedSpec:
     """Run load, overrides, interpolate and validate on `source`."""
     tree, source_map, sources = load_tree(source, overrides)
-    resolved = interpolate(tree, source_map, sources)
+    # Interpolation can repeat a value (`${params.big}` used many times) and nest values
+    # deeper than any file did: bound the result again. See NOTE: [YAML bounds].
+    resolved = plain_tree(interpolate(tree, source_map, sources), source_map, sources)
     return LoadedSpec(validate(resolved, source_map, sources), source_map, sources)
 
 
@@ -56,7 +64,7 @@ def load_tree(
         loaded = load_yaml_file(source)
         tree, source_map, sources = loaded.tree, loaded.source_map, {str(source): loaded.text}
     elif isinstance(source, Mapping):
-        tree, source_map, sources = _plain_copy(source), SourceMap(), {}
+        tree, source_map, sources = plain_tree(source, SourceMap(), {}), SourceMap(), {}
     else:
         raise TypeError(f"expected a path, a mapping or a ModelSpec, got {type(source).__name__}")
     if not isinstance(tree, dict):
@@ -69,15 +77,66 @@ def load_tree(
     return tree, source_map, sources
 
 
-def _plain_copy(value: Any) -> Any:
-    """Copy caller data so that nothing we do can mutate it."""
-    if isinstance(value, Mapping):
-        return {k: _plain_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_copy(v) for v in value]
-    if isinstance(value, BaseModel):
-        return value.model_dump(by_alias=True, exclude_defaults=True)
-    return value
+def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
+    """A copy of `value` as dicts, lists and scalars, within the bounds of NOTE: [YAML bounds].
+
+    Copies caller data, so that nothing we do can mutate it. Iterative, so that no input
+    (a dict nested 100,000 deep, or holding itself) can overflow the stack; a value is
+    counted each time it occurs, so shared values count as often as they are used.
+    """
+    root: list[Any] = [None]
+    stack: list[tuple[Any, ConfigPath, Any, Any, int]] = [(value, (), root, 0, 0)]
+    problems: list[Diagnostic] = []
+    count = text = 0
+    while stack:
+        item, path, parent, slot, depth = stack.pop()
+        count += 1
+        # This runs once per value of a spec, twice per build: plain str, dict and list take
+        # the short way, since `isinstance` against BaseModel and Mapping (ABCs) is slow.
+        kind = type(item)
+        if kind is str and count <= MAX_VALUES and depth <= MAX_DEPTH:
+            text += len(item)
+            if text <= MAX_TEXT:
+                parent[slot] = item
+                continue
+        if kind is not dict and kind is not list and isinstance(item, BaseModel):
+            item = item.model_dump(by_alias=True, exclude_defaults=True)
+        too_large = None
+        if count > MAX_VALUES or depth > MAX_DEPTH:
+            too_large = (
+                f"more than {MAX_VALUES} values"
+                if count > MAX_VALUES
+                else f"nesting deeper than {MAX_DEPTH} levels"
+            )
+        elif isinstance(item, str) and kind is not str:  # a str's length was counted above
+            text += len(item)
+        elif isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
+            too_large = f"an integer of more than {MAX_INT_BITS} bits"
+        elif isinstance(item, int):
+            text += item.bit_length() // 3  # about its number of digits
+        if text > MAX_TEXT:
+            too_large = f"more than {MAX_TEXT} characters of strings and numbers"
+        if too_large is not None:
+            problems.append(source_map.diagnostic(path, f"spec too large: {too_large}"))
+            break
+        if kind is dict or (kind is not list and isinstance(item, Mapping)):
+            out: dict[str, Any] = {}
+            parent[slot] = out
+            # Children are filled in as they are popped: last pushed, first filled.
+            for key, child in reversed(list(item.items())):
+                if isinstance(key, str):
+                    stack.append((child, (*path, key), out, key, depth + 1))
+                else:
+                    problems.append(source_map.diagnostic(path, f"mapping keys must be strings, got {key!r}"))
+        elif isinstance(item, (list, tuple)):
+            items: list[Any] = [None] * len(item)
+            parent[slot] = items
+            stack.extend((item[i], (*path, i), items, i, depth + 1) for i in reversed(range(len(item))))
+        else:
+            parent[slot] = item
+    if problems:
+        raise SpecError(problems, sources)
+    return root[0]
 
 
 def validate(tree: dict[str, Any], source_map: SourceMap, sources: dict[str, str]) -> ModelSpec:
@@ -100,20 +159,34 @@ def validate_section(
     except pydantic.ValidationError as exc:
         diagnostics: dict[ConfigPath, Diagnostic] = {}
         for error in exc.errors():
-            diag = _diagnostic(error, source_map, model, prefix)
+            diag = _diagnostic(error, source_map, model, prefix, data)
             # A union (such as `outputs`) fails once per member: report its path once.
             diagnostics.setdefault(diag.path, diag)
         raise SpecError(list(diagnostics.values()), sources) from None
 
 
-def _data_path(loc: tuple[int | str, ...]) -> ConfigPath:
-    """pydantic's loc as a path into the data, without the union-member tags it inserts."""
-    return tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
+def _data_path(loc: tuple[int | str, ...], data: Any) -> ConfigPath:
+    """pydantic's loc as a path into `data`, without the union-member tags (`list[str]`) it
+    inserts. A part is such a tag only where `data` has no key of that name: keys may hold '['."""
+    path: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif isinstance(part, str) and "[" in part:
+            continue
+        else:
+            data = None
+        path.append(part)
+    return tuple(path)
 
 
-def _diagnostic(error: Any, source_map: SourceMap, model: type[BaseModel], prefix: ConfigPath) -> Diagnostic:
+def _diagnostic(
+    error: Any, source_map: SourceMap, model: type[BaseModel], prefix: ConfigPath, data: Any
+) -> Diagnostic:
     kind = error["type"]
-    relative = _data_path(error["loc"])
+    relative = _data_path(error["loc"], data)
     path = (*prefix, *relative)
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, relative[:-1])

@@ -79,10 +79,13 @@ class BuiltModel(fx.GraphModule):
 
     Its children are the spec's modules, under their spec names (so `state_dict` keys are
     `proj.weight`, `mix.net.0.weight`, ...); `spec` is the resolved spec it was built from,
-    and `code` the generated forward.
+    and `code` the generated forward. `build_model` sets `fingerprint` and
+    `module_fingerprints` (fingerprint.py), plain attributes that copies and pickles keep.
     """
 
     spec: ModelSpec
+    fingerprint: str
+    module_fingerprints: dict[str, str]
 
     def __init__(
         self,
@@ -98,14 +101,14 @@ class BuiltModel(fx.GraphModule):
         type(self)._wrapped_call = _NotedCall()  # type: ignore[attr-defined]
         # fx names the per-instance class after `class_name`; messages such as torch's
         # "Error(s) in loading state_dict for ..." show it.
-        root = torch.nn.Module()
-        for name, module in modules.items():
-            root.add_module(name, module)
-        super().__init__(root, generate(plan), class_name="BuiltModel")
-        # GraphModule copies only the modules the graph calls; keep every declared one, in
-        # spec order, so state_dict keys do not depend on which modules are called.
-        self._modules.clear()
+        # Given a root and a graph, GraphModule copies each module the graph calls with an
+        # nn.Module.__setattr__ (5 to 10 us each), and only those. We want every declared
+        # module, in spec order, so state_dict keys do not depend on which modules are
+        # called: so start from an empty graph, install the modules, then the real graph
+        # (which compiles the forward).
+        super().__init__({}, _empty_graph(), class_name="BuiltModel")
         self._modules.update(modules)
+        self.graph = generate(plan)
         self.spec = spec
         self._plan = plan
         self._import_prefixes = list(import_prefixes)
@@ -164,6 +167,12 @@ class BuiltModel(fx.GraphModule):
 
     def __copy__(self) -> BuiltModel:
         return BuiltModel._from_state(self._plan, self._state())
+
+
+def _empty_graph() -> fx.Graph:
+    graph = fx.Graph()
+    graph.output(None)
+    return graph
 
 
 def _unpickle(state: dict[str, Any]) -> BuiltModel:

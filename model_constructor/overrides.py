@@ -161,19 +161,10 @@ def _shown(value: Any) -> str:
 def parse_assignment(text: str) -> tuple[str, Any]:
     """`params.width=256` -> ("params.width", 256): the value read as YAML, so `${...}` also works.
 
-    Raises SpecError for text without `=` or a value that is not valid YAML.
+    Raises ValueError for text without `=`, SpecError for a value that is not valid YAML.
     """
     path, equals, value = text.partition("=")
-    if not equals or not path.strip():
-        raise SpecError(
-            [
-                Diagnostic(
-                    path=(),
-                    message=f"override {text!r} is not PATH=VALUE",
-                    location=Location("--set", 1, 1),
-                    hint="for example --set params.width=256",
-                )
-            ]
-        )
-    name = f"--set {path.strip()}"
-    return path.strip(), load_yaml_text(value, name).tree if value.strip() else None
+    path = path.strip()
+    if not equals or not path:
+        raise ValueError(f"{text!r} is not PATH=VALUE, such as params.width=256")
+    return path, load_yaml_text(value, f"--set {path}").tree if value.strip() else None

@@ -35,8 +35,11 @@ class Entry:
 
     @property
     def import_path(self) -> str:
-        module = getattr(self.target, "__module__", None) or "?"
-        return f"{module}.{getattr(self.target, '__qualname__', repr(self.target))}"
+        """`module.qualname` of the target. A callable object without a qualname (such as a
+        `functools.partial`) is named by its class: its repr holds a memory address, which
+        would make the architecture fingerprint differ between processes."""
+        target = self.target if hasattr(self.target, "__qualname__") else type(self.target)
+        return f"{getattr(target, '__module__', None) or '?'}.{target.__qualname__}"
 
 
 class Registry:

@@ -22,14 +22,25 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigPath, Diagnostic, Location, SpecError
 
+# NOTE: [YAML bounds]
+# A spec from outside must not exhaust memory, time or the stack. The file is refused past
+# MAX_FILE_BYTES before it is read. While ruamel composes it, nesting past MAX_DEPTH stops the
+# composer at once: ruamel's scanner is quadratic in flow nesting (`[[[[...` costs seconds by
+# the time Python's recursion limit would stop it). Before anything is constructed, the
+# composed nodes, where an alias is one shared node, are counted as if every alias were
+# expanded ("billion laughs": ten lines that expand to 10**9 values), in time linear in the
+# document. `load.py` applies the same bounds again after interpolation, which can also
+# repeat and nest values.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
-# Aliases let a few lines expand into exponentially many values ("billion laughs").
 MAX_VALUES = 1_000_000
 
 _INTERPOLATION = re.compile(r"\$\{[^}\n]*\}")
@@ -70,7 +81,11 @@ class LoadedYaml:
     text: str
 
 
-def _protect(text: str) -> tuple[str, list[str]]:
+def protect_interpolations(text: str) -> tuple[str, list[str]]:
+    """`text` with each `${...}` replaced by a same-length placeholder, and the originals.
+
+    See NOTE: [Unquoted interpolation]. Also used by `fmt`, which finds the placeholders.
+    """
     originals: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -124,13 +139,99 @@ def _file_error(name: str, message: str) -> SpecError:
     return SpecError([Diagnostic(path=(), message=message, location=Location(name, 1, 1))])
 
 
+class _Refused(Exception):
+    """A document refused while composing or constructing it, at `mark` (internal)."""
+
+    def __init__(self, message: str, mark: Any):
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, stopped past MAX_DEPTH or MAX_VALUES. See NOTE: [YAML bounds]."""
+
+    def __init__(self, loader: Any = None):
+        super().__init__(loader=loader)
+        self._nesting = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            return super().compose_node(parent, index)
+        self._nesting += 1
+        try:
+            if self._nesting > MAX_DEPTH + 1:  # the document itself is level 0
+                mark = self.parser.peek_event().start_mark
+                raise _Refused(f"spec too large: nesting deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._nesting -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: Node) -> None:
+    """Count the composed nodes as if every alias were expanded; iterative, linear."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [item for pair in node.value for item in pair]
+        if done:
+            size[id(node)] = 1 + sum(size[id(child)] for child in children)
+            height[id(node)] = 1 + max((height[id(child)] for child in children), default=0)
+            if size[id(node)] > MAX_VALUES:
+                what = f"more than {MAX_VALUES} values (alias expansion?)"
+                raise _Refused(f"spec too large: {what}", node.start_mark)
+            if height[id(node)] > MAX_DEPTH + 1:
+                what = f"nesting deeper than {MAX_DEPTH} levels through aliases"
+                raise _Refused(f"spec too large: {what}", node.start_mark)
+        elif id(node) in entered:
+            if id(node) not in size:  # still being counted: it contains an alias to itself
+                raise _Refused("an alias refers to a node that contains it", node.start_mark)
+        else:
+            entered.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+
+
+class _GuardedConstructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, for values under an explicit core tag that ruamel
+    cannot build (`!!int ''`, `!!bool x`, `!!set 1`): it fails on them with an IndexError,
+    KeyError or AttributeError, which we report as a YAML error at the value."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (IndexError, KeyError, AttributeError, TypeError):
+            tag = str(getattr(node.tag, "value", node.tag)).replace("tag:yaml.org,2002:", "!!")
+            shown = repr(node.value) if isinstance(node, ScalarNode) else f"a {node.id}"
+            raise _Refused(f"YAML error: {shown} is not a valid {tag} value", node.start_mark) from None
+
+
 def load_yaml_text(text: str, file: str) -> LoadedYaml:
     """Parse `text` (the contents of `file`) exactly once."""
-    protected, originals = _protect(text)
+    protected, originals = protect_interpolations(text)
     sources = {file: text}
     yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
+    yaml.Constructor = _GuardedConstructor
     try:
         document = yaml.load(protected)
+    except _Refused as exc:
+        location = _location(file, exc.mark) if exc.mark is not None else Location(file, 1, 1)
+        diag = Diagnostic(path=(), message=_restore(exc.message, originals), location=location)
+        raise SpecError([diag], sources) from None
     except DuplicateKeyError as exc:
         first = exc.context_mark
         hint = f"first written at line {first.line + 1}" if first is not None else None
@@ -154,7 +255,7 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
     except (YAMLError, RecursionError, ValueError) as exc:
         # ValueError: ruamel builds dates and ints as it parses (`2020-13-45`, an int of over
         # 4300 digits) and lets their errors through unmarked.
-        message = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
+        message = "nesting too deep" if isinstance(exc, RecursionError) else _restore(str(exc), originals)
         raise _file_error(file, f"YAML error: {message}") from None
     source_map = SourceMap(file=file)
     # The document itself, so that a fault with no closer position (a missing top-level

@@ -8,17 +8,24 @@ every such fault can be reported at once with its own location.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
-# A registry key (`nn.Linear`, `my_project.token_mixer`) or a sub-graph (`graph:encoder_layer`).
-BLOCK_TYPE = r"^(graph:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$"
+# A registry key (`nn.Linear`), a sub-graph (`graph:encoder_layer`), or either one written
+# with `${...}` (`graph:${params.layer}`, `${args.activation}`), resolved before it is used.
+BLOCK_TYPE = (
+    r"^(graph:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*|.*\$\{.*\}.*)$"
+)
 CALL = r"^(module|fn|method):[A-Za-z_][A-Za-z0-9_.]*$"
 INTERPOLATION = r"^\$\{.*\}$"
 SUBGRAPH_PREFIX = "graph:"
+MAX_REPEAT = 10_000
 ARG_TYPES: dict[str, Any] = {
     "int": int,
     "float": float,
@@ -35,6 +42,16 @@ def _exact_int(value: Any) -> Any:
     if type(value) is not int:
         raise ValueError("expected an integer")
     return value
+
+
+def _repeat_count(value: Any) -> Any:
+    # Not pydantic's int: it reads '3', 3.0 and true as 3, 3 and 1, and a union with the
+    # `${...}` string reports every bad value twice, once per member.
+    if type(value) is int and 1 <= value <= MAX_REPEAT:
+        return value
+    if isinstance(value, str) and re.fullmatch(INTERPOLATION, value):
+        return value  # `${args.depth}` in a sub-graph, resolved per instance
+    raise PydanticCustomError("repeat_count", f"_repeat_ must be a whole number from 1 to {MAX_REPEAT}")
 
 
 class _Section(BaseModel):
@@ -73,7 +90,9 @@ class ModuleSpec(BaseModel):
         ),
         examples=["nn.Linear", "graph:encoder_layer"],
     )
-    repeat_: int | Annotated[str, Field(pattern=INTERPOLATION)] | None = Field(
+    repeat_: Annotated[
+        int | Annotated[str, Field(pattern=INTERPOLATION)] | None, BeforeValidator(_repeat_count)
+    ] = Field(
         default=None,
         alias="_repeat_",
         description=(
@@ -187,6 +206,14 @@ class ArgSpec(_Section):
     @property
     def required(self) -> bool:
         return "default" not in self.model_fields_set
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Editors must accept the shorthand `width: int` that _shorthand reads.
+        full = handler(core_schema)
+        return {"description": full.get("description"), "anyOf": [full, {"enum": list(ARG_TYPES)}]}
 
 
 class SubgraphSpec(GraphSpec):

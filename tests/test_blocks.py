@@ -495,7 +495,8 @@ def test_blocks_transformer_seq_first(tmp_path: Path) -> None:
             "{_type_: model_constructor.residual, block: 3}",
             "3}",
             "model.graph.modules.block.block: argument 'block' of block 'model_constructor.residual': "
-            "Input should be an instance of Module, got 3",
+            "Input should be an instance of Module, got 3 "
+            "(write a block spec, such as {_type_: nn.GELU})",
         ),
         (
             "{_type_: model_constructor.residual, scale: 0.5}",

@@ -7,6 +7,8 @@ import types
 import model_constructor
 
 PROMISED = {"build_model", "load_spec", "ModelSpec", "Registry", "SpecError"}
+TOOLING = {"json_schema", "dump_yaml"}
+CHECKPOINTS = {"save_checkpoint", "load_checkpoint", "CheckpointMismatchError"}
 SECTION_MODELS = {
     "Settings",
     "ModelSection",
@@ -37,7 +39,7 @@ def test_public_api_all_equals_public_attributes() -> None:
 
 
 def test_public_api_holds_the_promised_names() -> None:
-    assert set(model_constructor.__all__) >= PROMISED | SECTION_MODELS
+    assert set(model_constructor.__all__) >= PROMISED | SECTION_MODELS | TOOLING | CHECKPOINTS
 
 
 def test_public_api_members_come_from_the_package() -> None:
@@ -50,3 +52,8 @@ def test_public_api_members_come_from_the_package() -> None:
 def test_public_api_spec_error_is_a_value_error() -> None:
     assert issubclass(model_constructor.SpecError, ValueError)
     assert issubclass(model_constructor.SpecWarning, UserWarning)
+
+
+def test_public_api_checkpoint_mismatch_is_a_value_error() -> None:
+    assert issubclass(model_constructor.CheckpointMismatchError, ValueError)
+    assert not issubclass(model_constructor.CheckpointMismatchError, model_constructor.SpecError)

@@ -1,0 +1,222 @@
+"""Building a 1000-module, 1000-node spec on the meta device, and validating it.
+
+The comparison points: the same 1000 modules constructed in Python (what a hand-written
+`__init__` costs), Hydra's `instantiate` on the equivalent config, and, for a spec read
+from a file, ruamel.yaml's round-trip parse of that file, which we cannot go below: the
+file is parsed once, and everything else we do is measured on top of it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ruamel.yaml import YAML
+
+from model_constructor import SpecError, build_model, load_spec
+
+from ._measure import Result, collect, compare, interleave, ms, ratio_result
+from .models import Chain, chain_spec, chain_spec_text, hydra_chain_config
+
+BUILD_TARGET = 1.5
+HYDRA_TARGET = 5.0
+ERROR_TARGET = 1.3
+WIDTH = 32
+
+
+@dataclass(frozen=True)
+class Setup:
+    count: int
+    rounds: int
+    path: Path
+    text: str
+    data: dict[str, Any]
+
+
+def setup(smoke: bool, directory: Path) -> Setup:
+    count = 50 if smoke else 1000
+    text = chain_spec_text(count, WIDTH)
+    path = directory / f"chain_{count}.yaml"
+    path.write_text(text)
+    return Setup(count, 2 if smoke else 9, path, text, chain_spec(count, WIDTH))
+
+
+def _parse(text: str) -> Callable[[], object]:
+    """ruamel.yaml's round-trip load alone: the floor of any loader that keeps positions.
+
+    The spec's `${...}` are quoted first, since bare ones are not YAML (NOTE: [Unquoted
+    interpolation] in source.py); the library's same-length pre-pass does the same job.
+    """
+    quoted = text.replace("${params.width}", '"${params.width}"')
+
+    def parse() -> object:
+        return YAML(typ="rt").load(quoted)
+
+    return parse
+
+
+def _hand(count: int) -> Callable[[], object]:
+    return lambda: Chain(count, WIDTH, device="meta")
+
+
+def build(smoke: bool) -> list[Result]:
+    with tempfile.TemporaryDirectory() as directory:
+        s = setup(smoke, Path(directory))
+        return _from_data(s) + _hydra(s) + _from_file(s)
+
+
+def _from_data(s: Setup) -> list[Result]:
+    label = f"{s.count} modules, {s.count} nodes, meta"
+    spec = load_spec(s.data)
+    collect()
+    from_dict = compare(lambda: build_model(s.data, device="meta"), _hand(s.count), rounds=s.rounds)
+    collect()
+    from_spec = compare(lambda: build_model(spec, device="meta"), _hand(s.count), rounds=s.rounds)
+    return [
+        ratio_result(f"build from dict / hand-written modules ({label})", from_dict, BUILD_TARGET),
+        ratio_result(f"build from ModelSpec / hand-written modules ({label})", from_spec, BUILD_TARGET),
+    ]
+
+
+def _hydra(s: Setup) -> list[Result]:
+    name = f"Hydra instantiate / build from dict ({s.count} modules, meta)"
+    try:
+        from hydra.utils import instantiate
+    except ImportError:
+        return [
+            Result(
+                name,
+                "skipped",
+                f">= {HYDRA_TARGET:g}x",
+                None,
+                "hydra-core is not installed: pip install -e .[bench]",
+            )
+        ]
+    config = hydra_chain_config(s.count, WIDTH, "meta")
+    built = instantiate(config)
+    if len(built["modules"]) != s.count:
+        raise AssertionError("Hydra built a different number of modules")
+    collect()
+    comparison = compare(
+        lambda: instantiate(config), lambda: build_model(s.data, device="meta"), rounds=max(2, s.rounds // 2)
+    )
+    return [
+        Result(
+            name,
+            f"{comparison.ratio:.2f}x",
+            f">= {HYDRA_TARGET:g}x",
+            comparison.ratio >= HYDRA_TARGET,
+            f"{ms(comparison.a)} vs {ms(comparison.b)} per build, {comparison.rounds} rounds",
+        )
+    ]
+
+
+def _from_file(s: Setup) -> list[Result]:
+    """Parse alone, the whole build from the file, and the hand-written modules, interleaved."""
+    lines = s.text.count("\n")
+    collect()
+    parse, from_file, hand = interleave(
+        [_parse(s.text), lambda: build_model(s.path, device="meta"), _hand(s.count)], rounds=s.rounds
+    )
+    overhead = statistics.median((f - p) / h for p, f, h in zip(parse, from_file, hand, strict=True))
+    total = statistics.median(f / h for f, h in zip(from_file, hand, strict=True))
+    return [
+        Result(
+            f"YAML parse alone (ruamel round-trip, {lines} lines)",
+            ms(statistics.median(parse)),
+            detail=f"the floor; hand-written modules take {ms(statistics.median(hand))}",
+        ),
+        Result(
+            "build from file minus parse / hand-written modules",
+            f"{overhead:.3f}x",
+            f"<= {BUILD_TARGET:g}x",
+            overhead <= BUILD_TARGET,
+            f"build from file {ms(statistics.median(from_file))} = {total:.2f}x hand-written, parse included",
+        ),
+    ]
+
+
+def validation(smoke: bool) -> list[Result]:
+    """`load_spec` alone: its time and peak Python memory; and how soon an error at the end is reported."""
+    with tempfile.TemporaryDirectory() as directory:
+        s = setup(smoke, Path(directory))
+        broken = Path(directory) / "broken.yaml"
+        # One fault, on the last line: an output that names no node.
+        broken.write_text(s.text.replace(f"outputs: [$n{s.count - 1}]", f"outputs: [$n{s.count}]"))
+
+        def load_broken() -> None:
+            try:
+                load_spec(broken)
+            except SpecError as error:
+                if len(error.diagnostics) != 1:
+                    raise AssertionError(f"expected one diagnostic, got {len(error.diagnostics)}") from None
+            else:
+                raise AssertionError("the broken spec loaded")
+
+        collect()
+        parse, valid, error = interleave(
+            [_parse(s.text), lambda: load_spec(s.path), load_broken], rounds=s.rounds
+        )
+        error_ratio = statistics.median(e / p for p, e in zip(parse, error, strict=True))
+        valid_ratio = statistics.median(v / p for p, v in zip(parse, valid, strict=True))
+
+        collect()
+        tracemalloc.start()
+        load_spec(s.path)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        tracemalloc.start()
+        _parse(s.text)()
+        _, parse_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return [
+        Result(
+            f"load_spec from file ({s.count} modules, {s.count} nodes)",
+            ms(statistics.median(valid)),
+            detail=f"{valid_ratio:.2f}x the parse alone",
+        ),
+        Result(
+            "load_spec peak Python memory (tracemalloc)",
+            f"{peak / 2**20:.1f} MiB",
+            detail=f"the parse alone peaks at {parse_peak / 2**20:.1f} MiB",
+        ),
+        Result(
+            "error on the last line reported / parse alone",
+            f"{error_ratio:.3f}x",
+            f"<= {ERROR_TARGET:g}x",
+            error_ratio <= ERROR_TARGET,
+            f"{ms(statistics.median(error))} vs {ms(statistics.median(parse))}",
+        ),
+    ]
+
+
+def meta_storage(smoke: bool) -> list[Result]:
+    """A build on the meta device allocates no CPU memory for parameters: profiled, not assumed."""
+    count = 50 if smoke else 1000
+    data = chain_spec(count, WIDTH)
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as profile:
+        model = build_model(data, device="meta")
+    allocated = sum(
+        max(event.nbytes(), 0)
+        for event in profile.profiler.kineto_results.events()  # type: ignore[union-attr]
+        if event.name() == "[memory]"
+    )
+    on_meta = all(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return [
+        Result(
+            f"meta build: CPU memory allocated ({count} modules)",
+            f"{allocated} B",
+            "0 B",
+            allocated == 0 and on_meta,
+            f"parameters would take {parameter_bytes / 2**20:.1f} MiB; all on meta: {on_meta}",
+        )
+    ]
