@@ -8,6 +8,7 @@ file is parsed once, and everything else we do is measured on top of it.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import tempfile
 import tracemalloc
@@ -21,7 +22,7 @@ from ruamel.yaml import YAML
 
 from model_constructor import SpecError, build_model, load_spec
 
-from ._measure import Result, collect, compare, interleave, ms, ratio_result
+from ._measure import Result, collect, compare, interleave, ms, ratio_result, settled
 from .models import Chain, chain_spec, chain_spec_text, hydra_chain_config
 
 BUILD_TARGET = 1.5
@@ -34,6 +35,8 @@ WIDTH = 32
 class Setup:
     count: int
     rounds: int
+    # Rounds of the measurements that parse the 2000-line file, which take seconds each.
+    file_rounds: int
     path: Path
     text: str
     data: dict[str, Any]
@@ -44,25 +47,34 @@ def setup(smoke: bool, directory: Path) -> Setup:
     text = chain_spec_text(count, WIDTH)
     path = directory / f"chain_{count}.yaml"
     path.write_text(text)
-    return Setup(count, 2 if smoke else 9, path, text, chain_spec(count, WIDTH))
+    return Setup(count, 2 if smoke else 9, 2 if smoke else 5, path, text, chain_spec(count, WIDTH))
 
 
-def _parse(text: str) -> Callable[[], object]:
+def _parse(text: str, *, collector: bool = False) -> Callable[[], object]:
     """ruamel.yaml's round-trip load alone: the floor of any loader that keeps positions.
 
-    The spec's `${...}` are quoted first, since bare ones are not YAML (NOTE: [Unquoted
-    interpolation] in source.py); the library's same-length pre-pass does the same job.
+    By default with the cyclic collector paused, as the library runs its own parse (NOTE:
+    [GC during a build] in build.py): the floor must be measured the way we run it, or
+    the library would seem to take less than nothing on top of it. The spec's `${...}`
+    are quoted first, since bare ones are not YAML (NOTE: [Unquoted interpolation]).
     """
     quoted = text.replace("${params.width}", '"${params.width}"')
 
+    @settled
     def parse() -> object:
-        return YAML(typ="rt").load(quoted)
+        if collector:
+            return YAML(typ="rt").load(quoted)
+        gc.disable()
+        try:
+            return YAML(typ="rt").load(quoted)
+        finally:
+            gc.enable()
 
     return parse
 
 
 def _hand(count: int) -> Callable[[], object]:
-    return lambda: Chain(count, WIDTH, device="meta")
+    return settled(lambda: Chain(count, WIDTH, device="meta"))
 
 
 def build(smoke: bool) -> list[Result]:
@@ -75,9 +87,9 @@ def _from_data(s: Setup) -> list[Result]:
     label = f"{s.count} modules, {s.count} nodes, meta"
     spec = load_spec(s.data)
     collect()
-    from_dict = compare(lambda: build_model(s.data, device="meta"), _hand(s.count), rounds=s.rounds)
+    from_dict = compare(settled(lambda: build_model(s.data, device="meta")), _hand(s.count), rounds=s.rounds)
     collect()
-    from_spec = compare(lambda: build_model(spec, device="meta"), _hand(s.count), rounds=s.rounds)
+    from_spec = compare(settled(lambda: build_model(spec, device="meta")), _hand(s.count), rounds=s.rounds)
     return [
         ratio_result(f"build from dict / hand-written modules ({label})", from_dict, BUILD_TARGET),
         ratio_result(f"build from ModelSpec / hand-written modules ({label})", from_spec, BUILD_TARGET),
@@ -104,7 +116,9 @@ def _hydra(s: Setup) -> list[Result]:
         raise AssertionError("Hydra built a different number of modules")
     collect()
     comparison = compare(
-        lambda: instantiate(config), lambda: build_model(s.data, device="meta"), rounds=max(2, s.rounds // 2)
+        settled(lambda: instantiate(config)),
+        settled(lambda: build_model(s.data, device="meta")),
+        rounds=max(2, s.file_rounds - 2),
     )
     return [
         Result(
@@ -121,16 +135,23 @@ def _from_file(s: Setup) -> list[Result]:
     """Parse alone, the whole build from the file, and the hand-written modules, interleaved."""
     lines = s.text.count("\n")
     collect()
-    parse, from_file, hand = interleave(
-        [_parse(s.text), lambda: build_model(s.path, device="meta"), _hand(s.count)], rounds=s.rounds
+    parse, parse_collected, from_file, hand = interleave(
+        [
+            _parse(s.text),
+            _parse(s.text, collector=True),
+            settled(lambda: build_model(s.path, device="meta")),
+            _hand(s.count),
+        ],
+        rounds=s.file_rounds,
     )
     overhead = statistics.median((f - p) / h for p, f, h in zip(parse, from_file, hand, strict=True))
     total = statistics.median(f / h for f, h in zip(from_file, hand, strict=True))
     return [
         Result(
-            f"YAML parse alone (ruamel round-trip, {lines} lines)",
+            f"YAML parse alone (ruamel round-trip, {lines} lines, GC paused)",
             ms(statistics.median(parse)),
-            detail=f"the floor; hand-written modules take {ms(statistics.median(hand))}",
+            detail=f"the floor; {ms(statistics.median(parse_collected))} with the collector running; "
+            f"hand-written modules take {ms(statistics.median(hand))}",
         ),
         Result(
             "build from file minus parse / hand-written modules",
@@ -161,7 +182,7 @@ def validation(smoke: bool) -> list[Result]:
 
         collect()
         parse, valid, error = interleave(
-            [_parse(s.text), lambda: load_spec(s.path), load_broken], rounds=s.rounds
+            [_parse(s.text), settled(lambda: load_spec(s.path)), settled(load_broken)], rounds=s.file_rounds
         )
         error_ratio = statistics.median(e / p for p, e in zip(parse, error, strict=True))
         valid_ratio = statistics.median(v / p for p, v in zip(parse, valid, strict=True))

@@ -10,7 +10,7 @@ from .dump import dump_yaml
 from .errors import CheckpointMismatchError, SpecError, SpecWarning
 from .model import BuiltModel
 from .registry import Registry
-from .schema import json_schema
+from .schema import json_schema, spec_schema
 from .spec import ArgSpec, GraphSpec, ModelSection, ModelSpec, ModuleSpec, NodeSpec, Settings, SubgraphSpec
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "load_checkpoint",
     "load_spec",
     "save_checkpoint",
+    "spec_schema",
 ]

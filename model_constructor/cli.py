@@ -36,7 +36,7 @@ from .errors import Diagnostic, SpecError, SpecWarning, format_path
 from .fmt import format_spec_text
 from .load import load_tree
 from .overrides import parse_assignment
-from .schema import json_schema
+from .schema import json_schema, spec_schema
 
 
 def entry_point() -> None:
@@ -142,7 +142,10 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    schema = json_schema(imports=args.imports)
+    if args.spec is not None:
+        schema = spec_schema(args.spec, imports=args.imports)
+    else:
+        schema = json_schema(imports=args.imports)
     _write(json.dumps(schema, indent=args.indent, ensure_ascii=False) + "\n", args.output)
     return 0
 
@@ -305,6 +308,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="MODULE",
         help="a module whose register(registry) adds blocks (repeatable)",
+    )
+    schema.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="also check that spec's own sub-graph instances against their args (and use its imports)",
     )
     schema.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
     schema.add_argument("--indent", type=int, default=None, help="indent the JSON (default: compact)")

@@ -34,18 +34,20 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pydantic
 import torch
 from pydantic import TypeAdapter
 
-from .imports import import_blocks
+from .imports import effective_prefixes, import_blocks
+from .load import load
 from .registry import Entry, Registry
 from .signatures import FACTORY_KWARGS, signature_of
 from .source import SourceMap
-from .spec import INTERPOLATION, SUBGRAPH_PREFIX, ModelSpec, ModuleSpec
+from .spec import ARG_TYPES, INTERPOLATION, SUBGRAPH_PREFIX, ModelSpec, ModuleSpec, SubgraphSpec
 
 Schema = dict[str, Any]
 
@@ -67,12 +69,15 @@ def json_schema(
     imports: Sequence[str] = (),
     allowed_import_prefixes: Sequence[str] | None = None,
     registry: Registry | None = None,
+    graphs: Mapping[str, SubgraphSpec] | None = None,
 ) -> Schema:
     """The JSON schema (Draft 2020-12) of a spec whose blocks come from the built-ins,
     `registry`, and the modules named in `imports` (each with its `register(registry)`).
 
     `imports` are the caller's own choice, so they are imported as given; pass
     `allowed_import_prefixes` to hold them to a trust boundary as a spec's imports are.
+    `graphs` (a spec's `model.graphs`, see `spec_schema`) adds one schema per sub-graph, so
+    `_type_: graph:NAME` instances are checked against that sub-graph's `args`.
     Raises SpecError when an import is refused or fails.
     """
     blocks = Registry.with_builtins()
@@ -84,15 +89,18 @@ def json_schema(
     defs: dict[str, Schema] = schema["$defs"]
     # The keys a module spec has besides its arguments (`_type_`, `_repeat_`), from the model.
     own = defs[MODULE_SPEC]["properties"]
+    for section in [schema, *defs.values()]:
+        _accept_interpolation_in_scalars(section)  # see NOTE: [Editor schema shape]
     keys = blocks.keys("module")
     for key in keys:
         entry = blocks.get("module", key)
         assert entry is not None  # listed by keys()
         defs[_block_def(key)] = _block_schema(entry, own)
-    for section in [schema, *defs.values()]:
-        _accept_interpolation_in_scalars(section)  # see NOTE: [Editor schema shape]
     defs[SUBGRAPH_DEF] = subgraph_instance_schema(own)
-    defs[MODULE_SPEC] = _module_spec_schema(defs[MODULE_SPEC], keys)
+    for name, definition in (graphs or {}).items():
+        defs[_block_def(SUBGRAPH_PREFIX + name)] = _subgraph_schema(name, definition, own)
+    subgraph_keys = [SUBGRAPH_PREFIX + name for name in graphs or {}]
+    defs[MODULE_SPEC] = _module_spec_schema(defs[MODULE_SPEC], keys, subgraph_keys)
     # No descriptions: see NOTE: [Editor schema shape].
     defs[INTERPOLATION_DEF] = {
         "type": "string",
@@ -111,13 +119,50 @@ def _block_def(key: str) -> str:
     return f"block:{key}"
 
 
-def _module_spec_schema(written: Schema, keys: list[str]) -> Schema:
+def spec_schema(
+    path: str | Path,
+    imports: Sequence[str] = (),
+    allowed_import_prefixes: Sequence[str] | None = None,
+) -> Schema:
+    """`json_schema` for one spec file: its imports' blocks (held to its trust boundary, as
+    a build would), the caller's own `imports`, and the file's sub-graphs with their args."""
+    loaded = load(path)
+    spec = loaded.spec
+    callers = Registry()
+    import_blocks(list(imports), callers, None, SourceMap(), {})
+    prefixes = effective_prefixes(loaded, allowed_import_prefixes)
+    return json_schema(spec.imports, prefixes, registry=callers, graphs=spec.model.graphs)
+
+
+def _subgraph_schema(name: str, definition: SubgraphSpec, own: Schema) -> Schema:
+    """The arguments of `_type_: graph:NAME`, from the sub-graph's declared `args`."""
+    properties: Schema = dict.fromkeys(own, True)
+    for arg_name, arg in definition.args.items():
+        value = _accepting_interpolation(_annotation_schema(ARG_TYPES[arg.type]))
+        described = {"description": arg.description} if arg.description else {}
+        if not arg.required and _is_json(arg.default):
+            described["default"] = arg.default
+        properties[arg_name] = {**described, **value}
+    schema: Schema = {
+        "type": "object",
+        "title": SUBGRAPH_PREFIX + name,
+        "description": f"An instance of the sub-graph model.graphs.{name}.",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    required = [arg_name for arg_name, arg in definition.args.items() if arg.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _module_spec_schema(written: Schema, keys: list[str], subgraph_keys: list[str]) -> Schema:
     """The module spec: `_type_` chooses, through one if/then per key, its arguments' schema."""
     type_schema = {
         key: value for key, value in written["properties"]["_type_"].items() if key not in _CONSTRAINING
     }
     type_schema["anyOf"] = [
-        {"enum": keys},
+        {"enum": [*keys, *subgraph_keys]},
         {"type": "string", "pattern": SUBGRAPH_TYPE},
         _CONTAINS_INTERPOLATION_REF,  # such as graph:${params.layer}
     ]
@@ -128,11 +173,15 @@ def _module_spec_schema(written: Schema, keys: list[str]) -> Schema:
             "if": {"properties": {"_type_": {"const": key}}, "required": ["_type_"]},
             "then": {"$ref": f"#/$defs/{_block_def(key)}"},
         }
-        for key in keys
+        for key in [*keys, *subgraph_keys]
     ]
+    # A sub-graph this schema does not know (no spec given, or an interpolated name).
+    unknown_subgraph: Schema = {"pattern": SUBGRAPH_TYPE}
+    if subgraph_keys:
+        unknown_subgraph["not"] = {"enum": subgraph_keys}
     branches.append(
         {
-            "if": {"properties": {"_type_": {"pattern": SUBGRAPH_TYPE}}, "required": ["_type_"]},
+            "if": {"properties": {"_type_": unknown_subgraph}, "required": ["_type_"]},
             "then": {"$ref": f"#/$defs/{SUBGRAPH_DEF}"},
         }
     )

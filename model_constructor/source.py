@@ -15,7 +15,7 @@ the placeholders are turned back into the original text in every key and string 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -318,11 +318,16 @@ def _to_plain(
             for raw_key in reversed(list(node)):
                 if not isinstance(raw_key, str):
                     key_pos = node.lc.key(raw_key)
+                    key_at = Location(file, key_pos[0] + 1, key_pos[1] + 1)
+                    if isinstance(raw_key, TaggedScalar):  # `!!python/name:os.system : 1`
+                        tagged = _tag_problem(path, str(raw_key.tag.value), source_map, originals)
+                        problems.append(replace(tagged, location=key_at, span=1))
+                        continue
                     problems.append(
                         Diagnostic(
                             path=path,
                             message=f"mapping keys must be strings, got {raw_key!r}",
-                            location=Location(file, key_pos[0] + 1, key_pos[1] + 1),
+                            location=key_at,
                             hint="quote the key",
                         )
                     )

@@ -1,8 +1,9 @@
 """The command line, run as users run it: `python -m model_constructor ...` in a subprocess.
 
-Every subprocess starts at once, in a module fixture, and the tests read their results: each
-run pays for importing torch, and in parallel they cost about one such import in all. The
-checkout is importable through PYTHONPATH, as for a submodule user; nothing is installed.
+The runs of the real entry point start together in a module fixture (as many at a time as
+there are CPUs), since each pays for importing torch; the tests then read their results. The
+other cases call the same `main` in this process. The checkout is importable through
+PYTHONPATH, as for a submodule user; nothing is installed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -291,7 +291,9 @@ def test_cli_fmt_makes_the_seed_standard_yaml_that_builds_the_same_model(
 
 
 def test_cli_validate_ok_is_quiet(seed_blocks: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _main(["validate", SEED_YAML], capsys) == Run(0, "", "", pytest.approx(0, abs=60))
+    run = _main(["validate", SEED_YAML], capsys)
+
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
 
 
 def test_cli_validate_prints_compiler_style_diagnostics(
@@ -526,11 +528,6 @@ def test_cli_main_unexpected_exception_has_no_traceback_unless_asked(
     assert capsys.readouterr().err == "error: KeyError: 'bug'\n"
     assert main(["--traceback", "schema"]) == 1
     assert "Traceback" in capsys.readouterr().err
-
-
-def test_cli_peak_memory_probe_is_meaningful() -> None:
-    # ru_maxrss is in kilobytes on Linux, which the billion-parameter test assumes.
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 50_000_000
 
 
 def _readme_text_block(containing: str) -> str:

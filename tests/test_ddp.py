@@ -1,10 +1,14 @@
-"""A built model trains under DistributedDataParallel: 2 processes, gloo, on this machine only.
+"""A built model trains under DistributedDataParallel and FSDP: 2 processes, gloo, localhost.
 
-Each rank builds the same spec, DDP wraps it, and each runs a training step on its own half
-of a batch. DDP averages the gradients, so afterwards every rank must hold the same
+DDP: each rank builds the same spec, DDP wraps it, and each runs a training step on its own
+half of a batch. DDP averages the gradients, so afterwards every rank must hold the same
 gradients, equal to those of one process on the whole batch, and the same weights after
 the optimizer step. The spec has a repeated sub-graph, so the inlined forward (see
 codegen.py) is what DDP's hooks and bucketing see.
+
+FSDP (`fully_shard`): the model is built on the meta device, sharded, then materialized
+with `to_empty` and initialized, as docs/performance.md describes; its forward and gradients
+must match the unsharded model with the same weights.
 """
 
 from __future__ import annotations
@@ -112,11 +116,45 @@ def _worker(rank: int, port: int) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_gloo_two_ranks_gradients_agree() -> None:
+def _fsdp_worker(rank: int, port: int) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
+    try:
+        mesh = init_device_mesh("cpu", (WORLD_SIZE,))
+        model = build_model(SPEC, device="meta")
+        # Shard the modules the forward calls. Sub-graph instances (`layers.0`) only hold
+        # weights: their nodes run inlined in the model's forward, so hooks on them never run.
+        for layer in model.layers:
+            for block in layer.children():
+                fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        model.to_empty(device="cpu")
+        torch.manual_seed(0)  # the same initial weights on every rank
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+        x, target = _batch(0)
+        torch.nn.functional.mse_loss(model(x), target).backward()
+
+        full = {key: value.full_tensor() for key, value in model.state_dict().items()}
+        reference = build_model(SPEC)
+        reference.load_state_dict(full)
+        torch.nn.functional.mse_loss(reference(x), target).backward()
+        for (name, sharded), plain in zip(model.named_parameters(), reference.parameters(), strict=True):
+            assert sharded.grad is not None, name
+            torch.testing.assert_close(sharded.grad.full_tensor(), plain.grad, msg=name)
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(worker: Any) -> None:
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
     context = mp.start_processes(
-        _worker, args=(_free_port(),), nprocs=WORLD_SIZE, join=False, start_method="spawn"
+        worker, args=(_free_port(),), nprocs=WORLD_SIZE, join=False, start_method="spawn"
     )
     # join() raises (ProcessRaisedException) if a rank failed; a hung rank is ended here.
     waited = 0.0
@@ -125,4 +163,12 @@ def test_ddp_gloo_two_ranks_gradients_agree() -> None:
         if waited >= TIMEOUT_S:
             for process in context.processes:
                 process.terminate()
-            pytest.fail(f"DDP ranks did not finish within {TIMEOUT_S} s")
+            pytest.fail(f"ranks did not finish within {TIMEOUT_S} s")
+
+
+def test_ddp_gloo_two_ranks_gradients_agree() -> None:
+    _spawn(_worker)
+
+
+def test_fsdp_fully_shard_after_meta_build_matches_unsharded() -> None:
+    _spawn(_fsdp_worker)

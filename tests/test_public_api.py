@@ -7,7 +7,7 @@ import types
 import model_constructor
 
 PROMISED = {"build_model", "load_spec", "ModelSpec", "Registry", "SpecError"}
-TOOLING = {"json_schema", "dump_yaml"}
+TOOLING = {"json_schema", "spec_schema", "dump_yaml"}
 CHECKPOINTS = {"save_checkpoint", "load_checkpoint", "CheckpointMismatchError"}
 SECTION_MODELS = {
     "Settings",

@@ -14,7 +14,7 @@ import pytest
 import torch
 from ruamel.yaml import YAML
 
-from model_constructor import Registry, SpecError, json_schema
+from model_constructor import Registry, SpecError, json_schema, spec_schema
 from model_constructor.fmt import format_spec_text
 from model_constructor.source import load_yaml_file
 
@@ -298,3 +298,59 @@ def test_schema_registry_type_completion_lists_every_key() -> None:
     assert {"nn.Linear", "nn.GELU", "my_project.token_mixer"} <= set(keys)
     branches = schema["$defs"]["ModuleSpec"]["allOf"]
     assert {b["if"]["properties"]["_type_"].get("const") for b in branches} >= set(keys)
+
+
+# ---- a spec's own sub-graphs -------------------------------------------------------------------
+
+SUBGRAPH_SPEC = """\
+schema_version: 1
+model:
+  graphs:
+    ffn:
+      args:
+        width: int
+        hidden: {type: int, default: 32, description: inner width}
+      inputs: [x]
+      modules:
+        up: {_type_: nn.Linear, in_features: "${args.width}", out_features: "${args.hidden}"}
+      nodes:
+        h: {call: module:up, args: [$x]}
+      outputs: [$h]
+  graph:
+    inputs: [x]
+    modules:
+      one: {_type_: "graph:ffn", width: 8}
+    nodes:
+      y: {call: module:one, args: [$x]}
+    outputs: [$y]
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "message"),
+    [
+        ({"widht": 8}, ["model", "graph", "modules", "one"], "Additional properties are not allowed"),
+        ({"hidden": "big"}, ["model", "graph", "modules", "one", "hidden"], "is not valid under any"),
+    ],
+    ids=["misspelled-arg", "mistyped-arg"],
+)
+def test_schema_registry_spec_checks_subgraph_arguments(
+    tmp_path: Path, change: dict[str, Any], where: list[str], message: str
+) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(SUBGRAPH_SPEC)
+    validator = jsonschema.Draft202012Validator(spec_schema(path))
+    tree = load_yaml_file(path).tree
+    assert list(validator.iter_errors(tree)) == []
+    tree["model"]["graph"]["modules"]["one"].update(change)
+    errors = list(validator.iter_errors(tree))
+    assert [(list(e.absolute_path), message in e.message) for e in errors] == [(where, True)]
+
+
+def test_schema_registry_spec_describes_subgraph_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(SUBGRAPH_SPEC)
+    definition = spec_schema(path)["$defs"]["block:graph:ffn"]
+    assert definition["required"] == ["width"]
+    assert definition["properties"]["hidden"]["description"] == "inner width"
+    assert definition["properties"]["hidden"]["default"] == 32
