@@ -67,16 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"\n  ({measure.__module__}.{measure.__name__}: {time.perf_counter() - begun:.0f} s)\n",
                     flush=True,
                 )
-    print(table(results, markdown=args.markdown))
     if args.smoke:  # tiny sizes and one round measure nothing: show no verdicts
         results = [dataclasses.replace(r, ok=None) for r in results]
+    print(table(results, markdown=args.markdown))
     missed = [r.name for r in results if r.ok is False]
-    print(
-        f"\n{len(results)} measurements in {time.perf_counter() - start:.0f} s; "
-        f"{'targets missed: ' + '; '.join(missed) if missed else 'every target met'}"
-        f"{' (smoke mode: timings not judged)' if args.smoke else ''}"
-    )
-    return 1 if missed and args.strict and not args.smoke else 0
+    if args.smoke:
+        verdict = "smoke mode: timings not judged"
+    else:
+        verdict = f"targets missed: {'; '.join(missed)}" if missed else "every target met"
+    print(f"\n{len(results)} measurements in {time.perf_counter() - start:.0f} s; {verdict}")
+    return 1 if missed and args.strict else 0
 
 
 if __name__ == "__main__":

@@ -3,15 +3,16 @@
 NOTE: [Interleaved ratios]
 This machine is shared: other processes take the CPU for seconds at a time, so two
 timings taken one after the other can differ by 2x for the same code. Every comparison
-therefore runs its two sides alternately in one process, a round of A then B (then B then
-A in the next round, so neither side always runs second), and reports the median over
-rounds of the ratio A/B. Noise that lasts longer than a round hits both sides of that
+therefore runs its two sides alternately in one process, a round of A and B in a shuffled
+order (so neither side always runs second), and reports the median over rounds of the
+ratio A/B. Noise that lasts longer than a round hits both sides of that
 round alike and cancels in its ratio; the median drops the rounds it did not.
 """
 
 from __future__ import annotations
 
 import gc
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -33,14 +34,18 @@ def interleave(
 ) -> list[list[float]]:
     """Per function, its time per call in each round; see NOTE: [Interleaved ratios].
 
-    Each round runs every function `number` times, in an order rotated by one each round.
+    Each round runs every function `number` times, in a shuffled order (seeded, so runs
+    are repeatable): with a fixed alternation, interference that recurs with the period of
+    a round could land on the same side every time.
     """
     for _ in range(warmup):
         for function in functions:
             function()
     times: list[list[float]] = [[] for _ in functions]
-    for index in range(rounds):
-        order = [(index + offset) % len(functions) for offset in range(len(functions))]
+    shuffler = random.Random(0)
+    order = list(range(len(functions)))
+    for _ in range(rounds):
+        shuffler.shuffle(order)
         for position in order:
             function = functions[position]
             start = time.perf_counter()

@@ -24,7 +24,7 @@ def peak_bytes(run: Callable[[], object]) -> int:
     """The peak of CPU memory allocated and not yet freed while `run` runs, in bytes."""
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]  # type: ignore[union-attr]
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     events.sort(key=lambda e: e.start_ns())
     live = peak = 0
     for event in events:

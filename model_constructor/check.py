@@ -269,8 +269,10 @@ class _Checker:
                     call_path, f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
                 )
                 return None
-            if not args:
-                self.report(path, f"method {target!r} needs the tensor as its first argument in args")
+            if not args or not isinstance(args[0], Ref):  # `0.transpose(1)` is not even Python
+                where, hint = ((*path, "args", 0), "write a $ref, such as $x") if args else (path, None)
+                message = f"method {target!r} needs the tensor as its first argument in args"
+                self.report(where, message, hint=hint)
                 return None
         return NodePlan(name, typing.cast(CallKind, kind), target, function, args, kwargs, path)
 
@@ -433,6 +435,28 @@ def _plain_signature(signature: Signature, skip: int = 0) -> str:
     return "(" + ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in params) + ")"
 
 
+# What fx can write into the generated forward as a literal (`torch.float32`, `inf`).
+_CODE_LITERALS = (type(None), bool, int, float, str, Ref)
+_TORCH_LITERALS = (torch.dtype, torch.device, torch.layout, torch.memory_format)
+
+
+def _not_code(value: Any, path: ConfigPath, source_map: SourceMap) -> list[Diagnostic]:
+    """A node's literal arguments become code in the forward; a spec written in Python could
+    hold any object (a tensor, a module), whose repr is no Python."""
+    problems: list[Diagnostic] = []
+    stack: list[tuple[Any, ConfigPath]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, (list, tuple, dict)):
+            items = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((child, (*where, key)) for key, child in items)
+        elif not isinstance(item, _CODE_LITERALS + _TORCH_LITERALS):
+            message = f"a value of type {type(item).__name__} cannot be a node argument"
+            hint = "node arguments are $refs and plain data; a tensor belongs in a module"
+            problems.append(source_map.diagnostic(where, message, hint=hint))
+    return problems
+
+
 def _holds_block(value: Any) -> bool:
     return isinstance(value, ModuleSpec) or (
         isinstance(value, list) and any(_holds_block(item) for item in value)
@@ -559,6 +583,7 @@ def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) ->
         kwargs = parse_refs(node.kwargs, (*path, "kwargs"), source_map, problems)
         # The generated forward passes each keyword by name, so it must be an identifier.
         problems += filter(None, (check_name(k, (*path, "kwargs", k), "keyword", source_map) for k in kwargs))
+        problems += _not_code({"args": args, "kwargs": kwargs}, path, source_map)
         # A malformed $ref stays a string; binding it would add a second, misleading error.
         checker.bind_arguments = len(problems) == before
         refs = [(ref, (*path, *where)) for ref, where in refs_in({"args": args, "kwargs": kwargs})]

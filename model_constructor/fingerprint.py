@@ -55,8 +55,9 @@ def _digest(value: Any) -> str:
 def _as_json(value: Any) -> Any:
     # A spec built in Python may hold a value JSON has no form for (a torch.dtype): it counts
     # by type and repr, which is stable for such values (an object whose repr is its address
-    # is not reproducible from a spec file anyway).
-    return {"__object__": f"{type(value).__module__}.{type(value).__qualname__}", "repr": repr(value)}
+    # is not reproducible from a spec file anyway). A set's repr follows the hash seed: sorted.
+    shown = sorted(map(repr, value)) if isinstance(value, (set, frozenset)) else repr(value)
+    return {"__object__": f"{type(value).__module__}.{type(value).__qualname__}", "repr": shown}
 
 
 def _walk(data: Any) -> list[dict[str, Any]]:

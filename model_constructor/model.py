@@ -16,12 +16,14 @@ generated from, so deepcopy regenerates the graph from the plan, and unpickling 
 from __future__ import annotations
 
 import copy
+import functools
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import fx
+from torch.fx.graph import PythonCode
 
 from .codegen import generate
 from .errors import add_note
@@ -34,21 +36,32 @@ from .spec import ModelSpec
 _DERIVED = frozenset({"_graph", "_code", "_lineno_map", "_prologue_start", "_in_spec", "_out_spec"})
 
 
-class _NotedCall:
-    """Calls the model; on an exception, notes which YAML node raised it.
+# NOTE: [Noted forward]
+# An exception raised in the generated forward gets a note naming the YAML node (and its
+# line) that raised it. fx's GraphModule does this in `__call__` (`call_wrapped`, then
+# `_WrappedCall`, which prints to stderr); we did the same with our own wrapper at first.
+# But `torch.compile(model)` compiles from the model's `__call__`: Dynamo started at fx's
+# `call_wrapped`, traced `nn.Module.__call__` inline and guarded on its hooks, and the
+# compiled model ran 2 to 7% slower than the same graph compiled from its `forward`
+# (benchmarks/forward.py, 122 nodes at batch 1). So the note is added by a wrapper around
+# the generated forward instead, and `__call__` is plain `nn.Module.__call__`: torch.compile
+# skips it and starts at `forward`, as for a hand-written module. Hooks, DDP and FSDP go
+# through `nn.Module.__call__` as for any module. Python 3.11's try costs nothing when nothing
+# is raised.
+def _noted(generated: Callable[..., Any]) -> Callable[..., Any]:
+    """`generated` (fx's forward), adding a note to what it raises. See NOTE: [Noted forward]."""
 
-    Replaces fx's `_WrappedCall`, which prints to stderr. Python 3.11's try costs nothing
-    when nothing is raised.
-    """
-
-    def __call__(self, model: BuiltModel, *args: Any, **kwargs: Any) -> Any:
+    @functools.wraps(generated)  # keeps forward's signature for inspect (torch.export reads it)
+    def forward(self: BuiltModel, *args: Any, **kwargs: Any) -> Any:
         try:
-            return torch.nn.Module.__call__(model, *args, **kwargs)
+            return generated(self, *args, **kwargs)
         except Exception as exc:
-            note = model._node_note(exc)
+            note = self._node_note(exc)
             if note is not None:
                 add_note(exc, note)
             raise
+
+    return forward
 
 
 class Subgraph(torch.nn.Module):
@@ -97,8 +110,6 @@ class BuiltModel(fx.GraphModule):
         registry: Registry | None = None,
         source_map: SourceMap | None = None,
     ) -> None:
-        # Must be on the per-instance class before fx's recompile() installs its own.
-        type(self)._wrapped_call = _NotedCall()  # type: ignore[attr-defined]
         # fx names the per-instance class after `class_name`; messages such as torch's
         # "Error(s) in loading state_dict for ..." show it.
         # Given a root and a graph, GraphModule copies each module the graph calls with an
@@ -124,9 +135,17 @@ class BuiltModel(fx.GraphModule):
             and (location := source_map.locate(node.meta["yaml_path"], key=True)[0]) is not None
         }
 
+    def recompile(self) -> PythonCode:
+        """fx's recompile, then the forward and `__call__` of NOTE: [Noted forward]."""
+        code = super().recompile()
+        cls = type(self)  # fx's per-instance class
+        cls.forward = _noted(cls.forward)
+        cls.__call__ = torch.nn.Module.__call__  # type: ignore[method-assign]
+        return code
+
     def _node_note(self, exc: BaseException) -> str | None:
         """Which YAML node the innermost frame of generated code was running, if any."""
-        filename = self.forward.__code__.co_filename
+        filename = type(self).forward.__wrapped__.__code__.co_filename  # type: ignore[attr-defined]
         line = None
         for frame, lineno in traceback.walk_tb(exc.__traceback__):
             if frame.f_code.co_filename == filename:

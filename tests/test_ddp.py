@@ -81,6 +81,12 @@ def _batch(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(4, 8, generator=generator), torch.randn(4, 1, generator=generator)
 
 
+def _leave_together() -> None:
+    # A rank that tears its group down while the other is still in its last collective makes
+    # gloo abort the other ("terminate called without an active exception"): wait for both.
+    dist.barrier()
+
+
 def _worker(rank: int, port: int) -> None:
     # Spawned: runs in a fresh process, and any exception fails the test through mp.
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
@@ -112,6 +118,7 @@ def _worker(rank: int, port: int) -> None:
         dist.all_gather(gathered, weights)
         for other in gathered[1:]:
             torch.testing.assert_close(other, gathered[0], rtol=0, atol=0)
+        _leave_together()
     finally:
         dist.destroy_process_group()
 
@@ -137,15 +144,19 @@ def _fsdp_worker(rank: int, port: int) -> None:
                 module.reset_parameters()
 
         x, target = _batch(0)
-        torch.nn.functional.mse_loss(model(x), target).backward()
+        output = model(x)
+        torch.nn.functional.mse_loss(output, target).backward()
 
         full = {key: value.full_tensor() for key, value in model.state_dict().items()}
         reference = build_model(SPEC)
         reference.load_state_dict(full)
-        torch.nn.functional.mse_loss(reference(x), target).backward()
+        expected = reference(x)
+        torch.testing.assert_close(output, expected)
+        torch.nn.functional.mse_loss(expected, target).backward()
         for (name, sharded), plain in zip(model.named_parameters(), reference.parameters(), strict=True):
             assert sharded.grad is not None, name
             torch.testing.assert_close(sharded.grad.full_tensor(), plain.grad, msg=name)
+        _leave_together()
     finally:
         dist.destroy_process_group()
 

@@ -10,7 +10,7 @@ import pickle
 import shutil
 import subprocess
 import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,15 @@ def build(tmp_path: Path, text: str = SPEC, **kwargs: Any) -> BuiltModel:
     return build_model(write(tmp_path, text), **kwargs)
 
 
+def differing(model: BuiltModel, other: BuiltModel) -> list[str]:
+    """The modules whose fingerprints differ between two models with the same module names."""
+    return [
+        name
+        for name, digest in model.module_fingerprints.items()
+        if other.module_fingerprints[name] != digest
+    ]
+
+
 def test_fingerprint_is_a_sha256_hex_digest(tmp_path: Path) -> None:
     model = build(tmp_path)
     assert len(model.fingerprint) == 64
@@ -140,8 +149,7 @@ def test_fingerprint_changes_with_the_architecture(
     model = build(tmp_path)
     other = build(tmp_path, SPEC.replace(old, new))
     assert other.fingerprint != model.fingerprint
-    differ = [name for name in model.module_fingerprints if other.module_fingerprints[name] != model.module_fingerprints[name]]
-    assert differ == changed
+    assert differing(model, other) == changed
 
 
 class OtherLinear(torch.nn.Linear):
@@ -156,11 +164,12 @@ def test_fingerprint_names_the_class_a_key_resolves_to(tmp_path: Path) -> None:
     model = build(tmp_path, text, registry=first)
     other = build(tmp_path, text, registry=second)
     assert other.fingerprint != model.fingerprint
-    differ = [name for name, digest in model.module_fingerprints.items() if other.module_fingerprints[name] != digest]
-    assert differ == ["proj", "stack"]
+    assert differing(model, other) == ["proj", "stack"]
 
 
-@pytest.mark.parametrize("roundtrip", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))], ids=["deepcopy", "pickle"])
+@pytest.mark.parametrize(
+    "roundtrip", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))], ids=["deepcopy", "pickle"]
+)
 def test_fingerprint_kept_by_copies(tmp_path: Path, roundtrip: Any) -> None:
     model = build(tmp_path)
     copied = roundtrip(model)
@@ -174,7 +183,14 @@ def test_fingerprint_of_a_value_json_cannot_hold_is_stable() -> None:
         "model": {
             "graph": {
                 "inputs": ["x"],
-                "modules": {"proj": {"_type_": "nn.Linear", "in_features": 2, "out_features": 2, "dtype": torch.float64}},
+                "modules": {
+                    "proj": {
+                        "_type_": "nn.Linear",
+                        "in_features": 2,
+                        "out_features": 2,
+                        "dtype": torch.float64,
+                    }
+                },
                 "nodes": {"h": {"call": "module:proj", "args": ["$x"]}},
                 "outputs": ["$h"],
             }
@@ -220,19 +236,29 @@ def _report(root: Path, spec: str, hash_seed: str) -> dict[str, Any]:
     return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def test_fingerprint_same_in_separate_processes_and_places(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def seed_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make the seed's `my_project` importable, and forget it afterwards."""
+    monkeypatch.syspath_prepend(str(SEED))
+    yield
+    for name in [n for n in sys.modules if n == "my_project" or n.startswith("my_project.")]:
+        del sys.modules[name]
+
+
+@pytest.mark.usefixtures("seed_blocks")
+def test_fingerprint_same_in_separate_processes_and_places(tmp_path: Path) -> None:
     first = _copy_seed(tmp_path / "train")
     second = _copy_seed(tmp_path / "elsewhere" / "deeper" / "infer")
     relative = _report(first, "configs/models/my_model.yaml", hash_seed="1")
     absolute = _report(second, str(second / "configs" / "models" / "my_model.yaml"), hash_seed="4242")
     assert absolute == relative
-    assert [key for key, _ in relative["state"]] == ["proj.weight", "proj.bias", "mix.net.0.weight", "mix.net.0.bias"]
+    assert [key for key, _ in relative["state"]] == [
+        "proj.weight",
+        "proj.bias",
+        "mix.net.0.weight",
+        "mix.net.0.bias",
+    ]
 
     # And the same as in this process, with its own hash seed.
-    monkeypatch.syspath_prepend(str(SEED))
     model = build_model(SEED / "configs" / "models" / "my_model.yaml")
-    for name in [n for n in sys.modules if n == "my_project" or n.startswith("my_project.")]:
-        monkeypatch.delitem(sys.modules, name)
     assert (model.fingerprint, model.module_fingerprints) == (relative["fingerprint"], relative["modules"])

@@ -1,24 +1,26 @@
 """Fuzzing: mutated specs either build or fail with a located SpecError; nothing else escapes.
 
-Valid specs (the seed example and small built-in-only specs) are mutated two ways: as data
-(keys dropped, renamed or added, values retyped, refs pointed anywhere, random scalars, huge
-numbers, deep nesting), then written out as YAML or JSON, or passed as a mapping; and as text
-(truncated, garbled, lines duplicated, YAML syntax, anchors, aliases and tags spliced in).
+Valid specs (the seed example, two built-in-only specs, one with sub-graphs and `_repeat_`)
+are mutated as data (keys dropped, renamed or added, values retyped, refs pointed anywhere,
+random scalars, huge numbers, deep nesting), then written as YAML or JSON, or passed as a
+mapping that may also hold what only Python can (objects, tensors' dtypes, a dict holding
+itself); as text (truncated, garbled, invalid UTF-8, lines duplicated, YAML syntax, anchors,
+aliases, tags and directives spliced in); and as alias bombs.
 
 Every build uses `device="meta"`, so a huge size reaching a constructor allocates nothing.
 The one failure besides SpecError that the design allows is a block's own constructor raising
-on values it was validly given (`nn.Linear(in_features=-1)`): that exception must carry the
-"while constructing ... at file:line:col" note.
+on values it was validly given (an unannotated parameter given a dict): that exception must
+carry the "while constructing ... at file:line:col" note.
 
 CI runs the bounded "ci" profile (derandomized, so CI is reproducible). A long campaign:
 
-    HYPOTHESIS_PROFILE=campaign python -m pytest tests/test_fuzz.py -p no:cacheprovider
+    python tools/fuzz_campaign.py --examples 13000 --jobs 2 --record
 
-or `python tools/fuzz_campaign.py`, which runs it on every core and totals the figures
-(docs/reliability.md). `MC_FUZZ_EXAMPLES` sets examples per test for the campaign;
-`MC_FUZZ_STATS=file` appends each test's outcome counts to `file` as JSON lines;
-`MC_FUZZ_RECORD=file` records escapes there (JSON lines) instead of failing, so one run
-can collect several distinct ones.
+runs the "campaign" profile on every core and totals the figures (docs/reliability.md); in
+one process, `HYPOTHESIS_PROFILE=campaign python -m pytest tests/test_fuzz.py`.
+`MC_FUZZ_EXAMPLES` sets examples per test for the campaign; `MC_FUZZ_STATS=file` appends
+each process's outcome counts to `file` as a JSON line; `MC_FUZZ_RECORD=file` records escapes
+there (JSON lines) instead of failing, so that one run collects every distinct one.
 """
 
 from __future__ import annotations
@@ -291,7 +293,8 @@ def spec_file() -> Iterator[Path]:
 
 
 def build_text(path: Path, text: str) -> str:
-    path.write_text(text, encoding="utf-8")
+    # A lone surrogate becomes bytes that are not UTF-8: the loader must refuse those too.
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
     return build_outcome(path, str(path), text)
 
 
