@@ -1,8 +1,8 @@
 """The check stage: turn a validated spec into a `GraphPlan`, or report every fault in it.
 
-This is where the registry meets the spec: every `_type_` and `fn:` key is looked up,
-every block's arguments are validated against its signature model, every call's arguments
-are bound against the callee's signature, and the graph checks of `graph.py` run. A plan
+It walks each graph (the top one here, sub-graph bodies through `instances.py`), asks a
+`Checker` (checker.py) about every module and node, runs the graph checks of `graph.py`,
+and checks outputs, `return` and what is never used. A plan
 that comes out of here holds resolved targets and validated values only, so building it
 runs no check and can fail only inside a user's own constructor.
 """
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic
 import torch
 
-from .errors import ConfigPath, Diagnostic, SpecError, closest, did_you_mean
+from .checker import Checker
+from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
 from .graph import (
     Ref,
     check_name,
@@ -32,407 +29,18 @@ from .graph import (
     refs_in,
     topological_order,
 )
-from .instances import MAX_MODULES, check_indexes, check_repeat, check_subgraph, planned_modules
+from .instances import MAX_MODULES, check_indexes, planned_modules
 from .load import LoadedSpec
-from .plan import BlockPlan, CallKind, GraphPlan, ModulePlan, NodePlan, RepeatPlan, SubgraphPlan
-from .registry import Entry, Registry
-from .signatures import FACTORY_KWARGS, Signature, signature_of
+from .plan import GraphPlan, ModulePlan, NodePlan
+from .registry import Registry
 from .source import SourceMap
-from .spec import GraphSpec, ModuleSpec, SubgraphSpec
+from .spec import GraphSpec
 
 GRAPH_PATH: ConfigPath = ("model", "graph")
 # Names the generated forward reads as globals (fx's `_custom_builtins`). Inputs become
 # forward's parameters, so an input with one of these names would shadow it: `torch.neg(x)`
 # would call a method of the input. Nodes and modules are renamed by fx, inputs cannot be.
 INPUT_RESERVED = frozenset({"self", "torch", "device", "inf", "nan", "NoneType", "fx_pytree", "pytree"})
-
-
-@dataclass
-class _Checker:
-    registry: Registry
-    source_map: SourceMap
-    sources: dict[str, str]
-    graphs: dict[str, SubgraphSpec]
-    # Resolved params, for the interpolations each sub-graph or repeat instance resolves.
-    params: dict[str, Any]
-    problems: list[Diagnostic] = field(default_factory=list)
-    warnings: list[Diagnostic] = field(default_factory=list)
-    bind_arguments: bool = True
-    # Sub-graphs being checked, outermost first: one that contains itself is an error.
-    active_graphs: list[str] = field(default_factory=list)
-    # Sub-graph instances checked so far: see NOTE: [Instance bounds].
-    instances: int = 0
-    args_models: dict[str, type[pydantic.BaseModel]] = field(default_factory=dict)
-    # How each call shape binds, per signature: see `_binding`.
-    bindings: dict[tuple[int, int, tuple[str, ...]], _Binding | str] = field(default_factory=dict)
-
-    def report(self, path: ConfigPath, message: str, **extra: Any) -> None:
-        self.problems.append(self.source_map.diagnostic(path, message, **extra))
-
-    # ---- modules ------------------------------------------------------------------------
-
-    def module(self, spec: ModuleSpec, path: ConfigPath) -> ModulePlan | None:
-        if spec.repeat_ is not None:
-            return check_repeat(self, spec, path, self.single)
-        return self.single(spec, path)
-
-    def single(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | SubgraphPlan | None:
-        if spec.subgraph is not None:
-            return check_subgraph(self, spec, path, _check_graph)
-        return self.block(spec, path)
-
-    def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
-        entry = self.registry.get("module", spec.type_)
-        nested = {
-            name: self.nested(value, (*path, name))
-            for name, value in spec.kwargs.items()
-            if _holds_block(value)
-        }
-        if entry is None:
-            keys = self.registry.keys("module")
-            self.report(
-                (*path, "_type_"),
-                f"unknown block type {spec.type_!r}",
-                hint=did_you_mean(spec.type_, keys)
-                or "no block is registered under that key; is the module that registers it in imports?",
-                span=len(spec.type_),
-            )
-            return None
-        literal = {k: v for k, v in spec.kwargs.items() if k not in nested}
-        signature = signature_of(entry.target, entry.signature_policy)
-        validated = self.arguments(entry, signature, literal, set(nested), path)
-        for name, plan in nested.items():
-            self.check_nested_type(entry, signature, name, plan, path)
-        if validated is None or any(plan is None for plan in nested.values()):
-            return None
-        return BlockPlan(path=path, entry=entry, kwargs={**validated, **nested})
-
-    def nested(self, value: Any, path: ConfigPath) -> Any:
-        if isinstance(value, ModuleSpec):
-            if value.subgraph is not None or value.repeat_ is not None:
-                self.report(
-                    (*path, "_type_" if value.subgraph else "_repeat_"),
-                    "a block argument cannot be a sub-graph or a repeat",
-                    hint="declare it as a module of the graph and call it from a node",
-                )
-                return None
-            return self.block(value, path)
-        return [self.nested(item, (*path, i)) if _holds_block(item) else item for i, item in enumerate(value)]
-
-    def arguments(
-        self,
-        entry: Entry,
-        signature: Signature,
-        literal: dict[str, Any],
-        nested: set[str],
-        path: ConfigPath,
-    ) -> dict[str, Any] | None:
-        if signature.model is None:
-            return literal
-        before = len(self.problems)
-        given = set(literal) | nested
-        # A misspelled required argument is reported once, as unknown with a did-you-mean,
-        # not again as missing.
-        misspelled: set[str] = set()
-        for name in sorted(given - set(signature.parameters)):
-            if not signature.accepts_extra:
-                match = closest(name, signature.names)
-                if match is not None:
-                    misspelled.add(match)
-                self.report(
-                    (*path, name),
-                    f"unknown argument {name!r} for block {entry.key!r}",
-                    key=True,
-                    hint=f"did you mean {match!r}?"
-                    if match
-                    else f"valid arguments: {', '.join(signature.names) or 'none'}",
-                )
-        for param in signature.parameters.values():
-            if (
-                param.required
-                and param.name not in given
-                and param.name not in FACTORY_KWARGS
-                and param.name not in misspelled
-            ):
-                self.report(
-                    path,
-                    f"missing argument {param.name!r} for block {entry.key!r}",
-                    hint=f"it takes {_plain_signature(signature)}",
-                )
-        try:
-            validated = signature.model.model_validate(literal)
-        except pydantic.ValidationError as exc:
-            self.argument_errors(entry, signature, exc, path)
-            return None
-        if len(self.problems) > before:
-            return None
-        values = {
-            info.alias or name: getattr(validated, name)
-            for name, info in type(validated).model_fields.items()
-            if name in validated.model_fields_set
-        }
-        return {**values, **(validated.model_extra or {})}
-
-    def argument_errors(
-        self, entry: Entry, signature: Signature, exc: pydantic.ValidationError, path: ConfigPath
-    ) -> None:
-        """One diagnostic per bad argument: a union type fails once per member, and pydantic's
-        loc names those members (`kernel_size.int`), which a user never wrote."""
-        by_argument: dict[str, list[Any]] = {}
-        for error in exc.errors():
-            if len(error["loc"]) == 1 and error["type"] == "extra_forbidden":
-                continue  # reported with a did-you-mean by the caller
-            by_argument.setdefault(str(error["loc"][0]), []).append(error)
-        for name, errors in by_argument.items():
-            param = signature.parameters.get(name)
-            error = errors[0]
-            where = [
-                part for part in error["loc"] if not (isinstance(part, str) and ("[" in part or "(" in part))
-            ]
-            if len(errors) > 1 and param is not None:
-                message, where = f"expected {_describe(param.annotation)}", [name]
-            else:
-                message = error["msg"].rstrip(".")
-            shown = repr(errors[0].get("input"))
-            self.report(
-                (*path, *where),
-                f"argument {name!r} of block {entry.key!r}: {message}, got {shown[:60]}",
-                hint=_strict_hint(error, param.annotation if param else None),
-            )
-
-    def check_nested_type(
-        self, entry: Entry, signature: Signature, name: str, plan: Any, path: ConfigPath
-    ) -> None:
-        param = signature.parameters.get(name)
-        if not isinstance(plan, BlockPlan) or param is None:
-            return
-        expected = [t for t in _classes_in(param.annotation) if t is not type(None)]
-        built = plan.entry.target
-        if expected and isinstance(built, type) and not any(issubclass(built, t) for t in expected):
-            names = " or ".join(t.__name__ for t in expected)
-            self.report(
-                (*path, name, "_type_"),
-                f"argument {name!r} of block {entry.key!r} expects {names}, "
-                f"but {plan.entry.key!r} builds {built.__name__}",
-            )
-
-    # ---- nodes --------------------------------------------------------------------------
-
-    def node(
-        self,
-        name: str,
-        path: ConfigPath,
-        call: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        graph: GraphSpec,
-        modules: dict[str, ModulePlan | None],
-    ) -> NodePlan | None:
-        kind, _, target = call.partition(":")
-        call_path = (*path, "call")
-        function: Callable[..., Any] | None = None
-        signature: Signature | None = None
-        if kind == "module":
-            if target not in graph.modules:
-                self.report(
-                    call_path,
-                    f"unknown module {target!r}",
-                    hint=did_you_mean(target, list(graph.modules))
-                    or f"modules of this graph: {', '.join(graph.modules) or 'none'}",
-                )
-                return None
-            args, kwargs = self.module_call(target, modules.get(target), args, kwargs, path)
-        elif kind == "fn":
-            entry = self.registry.get("function", target)
-            if entry is None:
-                self.report(
-                    call_path,
-                    f"unknown function {target!r}",
-                    hint=did_you_mean(target, self.registry.keys("function"))
-                    or "register it with registry.register_function",
-                )
-                return None
-            function = entry.target
-            signature = signature_of(entry.target, entry.signature_policy)
-            args, kwargs = self.bind(signature, args, kwargs, f"function {target!r}", path)
-        else:
-            if target.startswith("_"):
-                self.report(
-                    call_path,
-                    f"tensor method {target!r} is private",
-                    hint="only public tensor methods can be called",
-                )
-                return None
-            if not callable(getattr(torch.Tensor, target, None)):
-                methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
-                self.report(
-                    call_path, f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
-                )
-                return None
-            if not args or not isinstance(args[0], Ref):  # `0.transpose(1)` is not even Python
-                where, hint = ((*path, "args", 0), "write a $ref, such as $x") if args else (path, None)
-                message = f"method {target!r} needs the tensor as its first argument in args"
-                self.report(where, message, hint=hint)
-                return None
-        return NodePlan(name, typing.cast(CallKind, kind), target, function, args, kwargs, path)
-
-    def module_call(
-        self,
-        target: str,
-        plan: ModulePlan | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        path: ConfigPath,
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Check a call of module `target`; return its arguments with literals validated."""
-        if isinstance(plan, RepeatPlan):
-            # Copies run in sequence, so each must return the one value the next takes.
-            first = plan.copies[0]
-            if isinstance(first, SubgraphPlan) and first.graph.return_kind != "single":
-                self.report(
-                    (*path, "call"),
-                    f"repeated module {target!r} returns a {first.graph.return_kind}",
-                    hint="a repeated sub-graph must have return: single, to feed the next copy",
-                )
-            if not args:
-                self.report(
-                    path,
-                    f"repeated module {target!r} needs its first input in args",
-                    hint="each copy's output is passed to the next copy as its first argument",
-                )
-            plan = first
-        if isinstance(plan, SubgraphPlan):
-            self.subgraph_call(target, plan, args, kwargs, path)
-        elif isinstance(plan, BlockPlan) and plan.entry.signature_policy != "none":
-            forward = getattr(plan.entry.target, "forward", None)
-            if forward is not None:
-                signature = signature_of(forward, plan.entry.signature_policy)
-                bound_args, kwargs = self.bind(
-                    signature, ("self", *args), kwargs, f"module {target!r}", path, offset=1
-                )
-                args = bound_args[1:]
-        return args, kwargs
-
-    def subgraph_call(
-        self, target: str, plan: SubgraphPlan, args: tuple[Any, ...], kwargs: dict[str, Any], path: ConfigPath
-    ) -> None:
-        """A sub-graph's inputs are its parameters: each given once, by position or name."""
-        inputs = plan.graph.inputs
-        what = f"sub-graph module {target!r} (inputs: {', '.join(inputs) or 'none'})"
-        if len(args) > len(inputs):
-            self.report((*path, "args"), f"too many arguments for {what}")
-        misspelled: set[str] = set()  # reported once, as unknown with a did-you-mean
-        for key in kwargs:
-            if key not in inputs:
-                match = closest(key, inputs)
-                if match is not None:
-                    misspelled.add(match)
-                self.report(
-                    (*path, "kwargs", key),
-                    f"unknown input {key!r} for {what}",
-                    key=True,
-                    hint=f"did you mean {match!r}?" if match else None,
-                )
-            elif inputs.index(key) < len(args):
-                self.report((*path, "kwargs", key), f"input {key!r} given twice for {what}", key=True)
-        missing = [name for name in inputs[len(args) :] if name not in kwargs and name not in misspelled]
-        if missing:
-            self.report(path, f"missing input(s) {', '.join(missing)} for {what}")
-
-    def bind(
-        self,
-        signature: Signature,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        what: str,
-        path: ConfigPath,
-        offset: int = 0,
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Check a call's arguments against the callee's signature, and its literals' types.
-
-        `offset` is how many leading `args` the spec did not write (`self` for a module's
-        forward). Returns the arguments with each checked literal replaced by its validated
-        value (so a `lax` callee gets 1.5 for "1.5", as a block's constructor does).
-        """
-        if signature.inspected is None or not self.bind_arguments:
-            return args, kwargs
-        shape = (id(signature.inspected), len(args), tuple(kwargs))
-        binding = self.bindings.get(shape)
-        if binding is None:
-            binding = self.bindings[shape] = _binding(signature.inspected, len(args), tuple(kwargs))
-        if isinstance(binding, str):
-            exc = binding
-            hint = None
-            unexpected = [k for k in kwargs if k not in signature.inspected.parameters]
-            if unexpected and not signature.accepts_extra:
-                hint = did_you_mean(unexpected[0], signature.names)
-            where = (*path, "kwargs", unexpected[0]) if unexpected else (*path, "args")
-            self.report(
-                where,
-                f"arguments do not fit {what}: {exc}",
-                key=bool(unexpected),
-                hint=hint or f"it takes {_plain_signature(signature, skip=offset)}",
-            )
-            return args, kwargs
-        checked_args, checked_kwargs = list(args), dict(kwargs)
-        for name, index, keyword in binding:
-            param = signature.parameters.get(name)
-            value = args[index] if keyword is None else kwargs[keyword]
-            if param is None or param.validator is None or refs_in(value):
-                continue
-            try:
-                checked = param.validator.validate_python(value)
-            except pydantic.ValidationError as exc:
-                error = exc.errors()[0]
-                where = (*path, "kwargs", name) if keyword is not None else (*path, "args", index - offset)
-                self.report(
-                    where,
-                    f"argument {name!r} of {what}: {error['msg'].rstrip('.')}, got {value!r}",
-                    hint=_strict_hint(error),
-                )
-                continue
-            if keyword is not None:
-                checked_kwargs[keyword] = checked
-            else:
-                checked_args[index] = checked
-        return tuple(checked_args), checked_kwargs
-
-
-# Each argument of a call as (parameter name, index in args, or its keyword in kwargs).
-_Binding = tuple[tuple[str, int, str | None], ...]
-
-
-class _Slot:
-    """Stands for one argument while a call shape is bound."""
-
-    def __init__(self, index: int, keyword: str | None) -> None:
-        self.index, self.keyword = index, keyword
-
-
-def _binding(inspected: inspect.Signature, count: int, keywords: tuple[str, ...]) -> _Binding | str:
-    """Which parameter each argument of a call with `count` positional arguments and
-    `keywords` binds to, or inspect's message if the call does not fit.
-
-    Binding depends on the call's shape only, not its values, and `inspect.Signature.bind`
-    costs about 10 us: a 1000-node spec makes a handful of shapes, bound once each
-    (`_Checker.bindings`). Arguments gathered by `*args` or `**kwargs` are left out, as
-    they match no parameter a literal could be checked against.
-    """
-    try:
-        bound = inspected.bind(*(_Slot(i, None) for i in range(count)), **{k: _Slot(0, k) for k in keywords})
-    except TypeError as exc:
-        return str(exc)
-    return tuple(
-        (name, slot.index, slot.keyword) for name, slot in bound.arguments.items() if isinstance(slot, _Slot)
-    )
-
-
-def _plain_signature(signature: Signature, skip: int = 0) -> str:
-    """`(input, alpha=1)`: parameter names and defaults, without annotations or `self`."""
-    if signature.inspected is None:
-        return "(...)"
-    params = list(signature.inspected.parameters.values())[skip:]
-    return "(" + ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in params) + ")"
 
 
 # What fx can write into the generated forward as a literal (`torch.float32`, `inf`).
@@ -457,56 +65,6 @@ def _not_code(value: Any, path: ConfigPath, source_map: SourceMap) -> list[Diagn
     return problems
 
 
-def _holds_block(value: Any) -> bool:
-    return isinstance(value, ModuleSpec) or (
-        isinstance(value, list) and any(_holds_block(item) for item in value)
-    )
-
-
-def _classes_in(annotation: Any) -> list[type]:
-    if isinstance(annotation, type):
-        return [annotation]
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _classes_in(typing.get_args(annotation)[0])
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        args = typing.get_args(annotation)
-        classes = [c for arg in args for c in _classes_in(arg)]
-        # Only judge when every member is a plain class; anything fancier is left alone.
-        return classes if len(classes) == len(args) else []
-    return []
-
-
-def _strict_hint(error: Any, annotation: Any = None) -> str | None:
-    value = error.get("input")
-    if isinstance(value, str) and error["type"] in ("int_type", "float_type", "bool_type"):
-        # Only when the quoted text is the number or boolean it looks like: `dropout: high`
-        # is just wrong, not quoted.
-        try:
-            pydantic.TypeAdapter(
-                {"int_type": int, "float_type": float, "bool_type": bool}[error["type"]]
-            ).validate_python(value)
-        except pydantic.ValidationError:
-            return None
-        return "strict blocks take numbers and booleans unquoted"
-    classes = _classes_in(annotation)
-    if error["type"] == "is_instance_of" and any(issubclass(c, torch.nn.Module) for c in classes):
-        return "write a block spec, such as {_type_: nn.GELU}"
-    return None
-
-
-def _describe(annotation: Any) -> str:
-    """`int | tuple[int, int]`, as a user would write it, without our Annotated wrappers."""
-    if typing.get_origin(annotation) is typing.Annotated:
-        return _describe(typing.get_args(annotation)[0])
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        return " | ".join(_describe(arg) for arg in typing.get_args(annotation))
-    if isinstance(annotation, type) and not typing.get_args(annotation):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
-
-
 @functools.cache
 def reserved_names(top_level: bool) -> frozenset[str]:
     """Module names that would shadow an attribute of the container they become children of:
@@ -525,7 +83,9 @@ def reserved_names(top_level: bool) -> frozenset[str]:
 def check(loaded: LoadedSpec, registry: Registry) -> GraphPlan:
     """Check the spec against the registry; raise one SpecError listing every fault."""
     spec = loaded.spec
-    checker = _Checker(registry, loaded.source_map, loaded.sources, spec.model.graphs, spec.params)
+    checker = Checker(
+        registry, loaded.source_map, loaded.sources, spec.model.graphs, spec.params, _check_graph
+    )
     plan = _check_graph(checker, spec.model.graph, GRAPH_PATH)
     if checker.problems or plan is None:
         raise SpecError(_unique(checker.problems), loaded.sources)
@@ -543,7 +103,7 @@ def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return list(seen.values())
 
 
-def _check_graph(checker: _Checker, graph: GraphSpec, graph_path: ConfigPath) -> GraphPlan | None:
+def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> GraphPlan | None:
     source_map = checker.source_map
     problems = checker.problems
     problems_before = len(problems)
@@ -644,7 +204,7 @@ def _check_self_refs(
 
 
 def _check_outputs(
-    checker: _Checker, graph: GraphSpec, graph_path: ConfigPath, known: list[str]
+    checker: Checker, graph: GraphSpec, graph_path: ConfigPath, known: list[str]
 ) -> tuple[Ref, ...] | dict[str, Ref] | None:
     source_map = checker.source_map
     path = (*graph_path, "outputs")

@@ -25,7 +25,7 @@ from .source import SourceMap
 from .spec import ARG_TYPES, MAX_REPEAT, GraphSpec, ModuleSpec, SubgraphSpec
 
 if TYPE_CHECKING:
-    from .check import _Checker
+    from .checker import Checker
     from .plan import GraphPlan
 
 # NOTE: [Instance bounds]
@@ -50,7 +50,7 @@ def _args_model(definition: SubgraphSpec) -> type[pydantic.BaseModel]:
     return model
 
 
-def _note_since(checker: _Checker, before: int, note: str, at: ConfigPath) -> None:
+def _note_since(checker: Checker, before: int, note: str, at: ConfigPath) -> None:
     """Add `note`, located at `at`, to each problem reported since there were `before`."""
     location = checker.source_map.locate(at)[0]
     if location is not None:
@@ -60,10 +60,10 @@ def _note_since(checker: _Checker, before: int, note: str, at: ConfigPath) -> No
 
 
 def check_subgraph(
-    checker: _Checker,
+    checker: Checker,
     spec: ModuleSpec,
     path: ConfigPath,
-    check_graph: Callable[[_Checker, GraphSpec, ConfigPath], Any],
+    check_graph: Callable[[Checker, GraphSpec, ConfigPath], Any],
 ) -> SubgraphPlan | None:
     """Check one instance of `_type_: graph:NAME` written at `path`."""
     name = spec.subgraph
@@ -126,7 +126,7 @@ def check_subgraph(
 
 
 def _check_arguments(
-    checker: _Checker, name: str, definition: SubgraphSpec, spec: ModuleSpec, path: ConfigPath
+    checker: Checker, name: str, definition: SubgraphSpec, spec: ModuleSpec, path: ConfigPath
 ) -> dict[str, Any] | None:
     given = spec.kwargs
     before = len(checker.problems)
@@ -186,7 +186,7 @@ def _check_arguments(
 
 
 def check_repeat(
-    checker: _Checker,
+    checker: Checker,
     spec: ModuleSpec,
     path: ConfigPath,
     check_one: Callable[[ModuleSpec, ConfigPath], BlockPlan | SubgraphPlan | None],
@@ -215,7 +215,7 @@ def check_repeat(
 
 
 def _check_copy(
-    checker: _Checker,
+    checker: Checker,
     data: dict[str, Any],
     path: ConfigPath,
     index: int,

@@ -20,16 +20,11 @@ from pydantic import BaseModel
 from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
 from .interpolation import interpolate
 from .overrides import apply_overrides
-from .source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, SourceMap, load_yaml_file
+from .plain import plain_tree
+from .source import SourceMap, load_yaml_file
 from .spec import SUPPORTED_SCHEMA_VERSIONS, ModelSpec
 
 SpecSource = str | Path | Mapping[str, Any] | ModelSpec
-
-# After interpolation a spec holds no more text than a spec file may (NOTE: [YAML bounds]),
-# and no integer too long for Python to turn into text (sys.get_int_max_str_digits, 4300
-# digits): such an int could not be formatted into a string, a message or the fingerprint.
-MAX_TEXT = MAX_FILE_BYTES
-MAX_INT_BITS = 14_000
 
 
 @dataclass(frozen=True)
@@ -75,68 +70,6 @@ def load_tree(
     if overrides:
         tree = apply_overrides(tree, overrides, source_map, sources)
     return tree, source_map, sources
-
-
-def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
-    """A copy of `value` as dicts, lists and scalars, within the bounds of NOTE: [YAML bounds].
-
-    Copies caller data, so that nothing we do can mutate it. Iterative, so that no input
-    (a dict nested 100,000 deep, or holding itself) can overflow the stack; a value is
-    counted each time it occurs, so shared values count as often as they are used.
-    """
-    root: list[Any] = [None]
-    stack: list[tuple[Any, ConfigPath, Any, Any, int]] = [(value, (), root, 0, 0)]
-    problems: list[Diagnostic] = []
-    count = text = 0
-    while stack:
-        item, path, parent, slot, depth = stack.pop()
-        count += 1
-        # This runs once per value of a spec, twice per build: plain str, dict and list take
-        # the short way, since `isinstance` against BaseModel and Mapping (ABCs) is slow.
-        kind = type(item)
-        if kind is str and count <= MAX_VALUES and depth <= MAX_DEPTH:
-            text += len(item)
-            if text <= MAX_TEXT:
-                parent[slot] = item
-                continue
-        if kind is not dict and kind is not list and isinstance(item, BaseModel):
-            item = item.model_dump(by_alias=True, exclude_defaults=True)
-        too_large = None
-        if count > MAX_VALUES or depth > MAX_DEPTH:
-            too_large = (
-                f"more than {MAX_VALUES} values"
-                if count > MAX_VALUES
-                else f"nesting deeper than {MAX_DEPTH} levels"
-            )
-        elif isinstance(item, str) and kind is not str:  # a str's length was counted above
-            text += len(item)
-        elif isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
-            too_large = f"an integer of more than {MAX_INT_BITS} bits"
-        elif isinstance(item, int):
-            text += item.bit_length() // 3  # about its number of digits
-        if text > MAX_TEXT:
-            too_large = f"more than {MAX_TEXT} characters of strings and numbers"
-        if too_large is not None:
-            problems.append(source_map.diagnostic(path, f"spec too large: {too_large}"))
-            break
-        if kind is dict or (kind is not list and isinstance(item, Mapping)):
-            out: dict[str, Any] = {}
-            parent[slot] = out
-            # Children are filled in as they are popped: last pushed, first filled.
-            for key, child in reversed(list(item.items())):
-                if isinstance(key, str):
-                    stack.append((child, (*path, key), out, key, depth + 1))
-                else:
-                    problems.append(source_map.diagnostic(path, f"mapping keys must be strings, got {key!r}"))
-        elif isinstance(item, (list, tuple)):
-            items: list[Any] = [None] * len(item)
-            parent[slot] = items
-            stack.extend((item[i], (*path, i), items, i, depth + 1) for i in reversed(range(len(item))))
-        else:
-            parent[slot] = item
-    if problems:
-        raise SpecError(problems, sources)
-    return root[0]
 
 
 def validate(tree: dict[str, Any], source_map: SourceMap, sources: dict[str, str]) -> ModelSpec:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigPath, Diagnostic, Location, SpecError, closest, format_path
+from .plain import plain_tree
 from .source import SourceMap, load_yaml_text
 
 OVERRIDES_FILE = "<overrides>"
@@ -37,13 +38,16 @@ def apply_overrides(
     `source_map` and `sources` are updated to point overridden values at `<overrides>`.
     Raises SpecError listing every override whose path does not exist.
     """
-    lines = [f"{written}={_shown(value)}" for written, value in overrides.items()]
+    # Copied first: bounded (a value nested 100,000 deep is refused, not recursed into) and
+    # never shared with the caller.
+    values = {written: plain_tree(value, source_map, sources) for written, value in overrides.items()}
+    lines = [f"{written}={_shown(value)}" for written, value in values.items()]
     sources[OVERRIDES_FILE] = "\n".join(lines)
     problems: list[Diagnostic] = []
-    for line, (written, value) in enumerate(overrides.items(), start=1):
+    for line, (written, value) in enumerate(values.items(), start=1):
         # The value, on the override's line: the caret of a later fault points at it.
         at_value = Location(OVERRIDES_FILE, line, len(written) + 2)
-        problem = _apply(tree, written, _plain(value), source_map, at_value)
+        problem = _apply(tree, written, value, source_map, at_value)
         if problem is not None:
             problems.append(problem)
     if problems:
@@ -139,15 +143,6 @@ def _forget(source_map: SourceMap, path: ConfigPath) -> None:
     # The key itself is still written in the file; only the keys inside the value go.
     for inside in [p for p in source_map.keys if p[:depth] == path and p != path]:
         del source_map.keys[inside]
-
-
-def _plain(value: Any) -> Any:
-    """A copy of `value` as plain data: tuples become lists, so the caller's data is never shared."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _shown(value: Any) -> str:

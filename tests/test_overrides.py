@@ -244,3 +244,12 @@ def test_overrides_parse_assignment_bad_yaml_is_a_spec_error() -> None:
 def test_overrides_file_spec_is_unchanged_on_disk(spec_path: Path) -> None:
     build_model(spec_path, overrides={"params.width": 2})
     assert spec_path.read_text() == textwrap.dedent(SPEC)
+
+
+def test_overrides_deeply_nested_value_is_refused_not_recursed(spec_path: Path) -> None:
+    value: list[Any] = []
+    for _ in range(100_000):
+        value = [value]
+    with pytest.raises(SpecError) as info:
+        load_spec(spec_path, overrides={"params.width": value})
+    assert [d.message for d in info.value.diagnostics] == ["spec too large: nesting deeper than 64 levels"]
