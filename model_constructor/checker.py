@@ -116,34 +116,15 @@ class Checker:
             return literal
         before = len(self.problems)
         given = set(literal) | nested
-        # A misspelled required argument is reported once, as unknown with a did-you-mean,
-        # not again as missing.
-        misspelled: set[str] = set()
-        for name in sorted(given - set(signature.parameters)):
-            if not signature.accepts_extra:
-                match = closest(name, signature.names)
-                if match is not None:
-                    misspelled.add(match)
-                self.report(
-                    (*path, name),
-                    f"unknown argument {name!r} for block {entry.key!r}",
-                    key=True,
-                    hint=f"did you mean {match!r}?"
-                    if match
-                    else f"valid arguments: {', '.join(signature.names) or 'none'}",
-                )
-        for param in signature.parameters.values():
-            if (
-                param.required
-                and param.name not in given
-                and param.name not in FACTORY_KWARGS
-                and param.name not in misspelled
-            ):
-                self.report(
-                    path,
-                    f"missing argument {param.name!r} for block {entry.key!r}",
-                    hint=f"it takes {_plain_signature(signature)}",
-                )
+        self.argument_names(
+            sorted(given),
+            [] if signature.accepts_extra else signature.names,
+            [p.name for p in signature.parameters.values() if p.required and p.name not in FACTORY_KWARGS],
+            f"block {entry.key!r}",
+            path,
+            missing_hint=lambda _: f"it takes {_plain_signature(signature)}",
+            accepts_extra=signature.accepts_extra,
+        )
         try:
             validated = signature.model.model_validate(literal)
         except pydantic.ValidationError as exc:
@@ -157,6 +138,41 @@ class Checker:
             if name in validated.model_fields_set
         }
         return {**values, **(validated.model_extra or {})}
+
+    def argument_names(
+        self,
+        given: list[str],
+        declared: list[str],
+        required: list[str],
+        what: str,
+        path: ConfigPath,
+        *,
+        missing_hint: Callable[[str], str],
+        accepts_extra: bool = False,
+    ) -> None:
+        """Unknown and missing argument names, for a block or a sub-graph instance.
+
+        A misspelled required argument is reported once, as unknown with a did-you-mean,
+        not again as missing.
+        """
+        misspelled: set[str] = set()
+        for name in given:
+            if accepts_extra or name in declared:
+                continue
+            match = closest(name, declared)
+            if match is not None:
+                misspelled.add(match)
+            self.report(
+                (*path, name),
+                f"unknown argument {name!r} for {what}",
+                key=True,
+                hint=f"did you mean {match!r}?"
+                if match
+                else f"valid arguments: {', '.join(declared) or 'none'}",
+            )
+        for name in required:
+            if name not in given and name not in misspelled:
+                self.report(path, f"missing argument {name!r} for {what}", hint=missing_hint(name))
 
     def argument_errors(
         self, entry: Entry, signature: Signature, exc: pydantic.ValidationError, path: ConfigPath

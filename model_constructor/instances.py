@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pydantic
 
-from .errors import ConfigPath, Diagnostic, SpecError, closest, did_you_mean, format_path
+from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean, format_path
 from .graph import Ref
 from .interpolation import substitute
 from .load import validate_section
@@ -130,9 +130,6 @@ def _check_arguments(
 ) -> dict[str, Any] | None:
     given = spec.kwargs
     before = len(checker.problems)
-    declared = list(definition.args)
-    # A misspelled required argument is reported once, as unknown with a did-you-mean.
-    misspelled: set[str] = set()
     for key, value in given.items():
         if isinstance(value, ModuleSpec):
             checker.report(
@@ -140,25 +137,14 @@ def _check_arguments(
                 f"argument {key!r} of sub-graph {name!r} is a block spec",
                 hint="sub-graph arguments are plain values; declare the block as a module of the sub-graph",
             )
-        elif key not in definition.args:
-            match = closest(key, declared)
-            if match is not None:
-                misspelled.add(match)
-            checker.report(
-                (*path, key),
-                f"unknown argument {key!r} for sub-graph {name!r}",
-                key=True,
-                hint=f"did you mean {match!r}?"
-                if match
-                else f"its arguments: {', '.join(declared) or 'none'}",
-            )
-    for key, arg in definition.args.items():
-        if arg.required and key not in given and key not in misspelled:
-            checker.report(
-                path,
-                f"missing argument {key!r} for sub-graph {name!r}",
-                hint=f"declared at model.graphs.{name}.args.{key} as {arg.type}",
-            )
+    checker.argument_names(
+        list(given),
+        list(definition.args),
+        [key for key, arg in definition.args.items() if arg.required],
+        f"sub-graph {name!r}",
+        path,
+        missing_hint=lambda key: f"declared at model.graphs.{name}.args.{key} as {definition.args[key].type}",
+    )
     if len(checker.problems) > before:
         return None
     if name not in checker.args_models:

@@ -504,7 +504,7 @@ ARGS = """\
         ),
         pytest.param(
             '{_type_: "graph:mlp", width: 4, size: 2}',
-            [(19, 42, "unknown argument 'size' for sub-graph 'mlp'", "its arguments: width, dropout")],
+            [(19, 42, "unknown argument 'size' for sub-graph 'mlp'", "valid arguments: width, dropout")],
             id="unknown-no-match",
         ),
         pytest.param(
