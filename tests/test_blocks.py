@@ -17,14 +17,14 @@ import textwrap
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from helpers import build_checked
 from torch import nn
 
 import model_constructor.blocks as blocks
-from model_constructor import BuiltModel, Registry, SpecError, build_model
+from model_constructor import Registry, SpecError, build_model
 
 HEADER = """\
 schema_version: 1
@@ -62,12 +62,6 @@ def _single_block(tmp_path: Path, module: str, *, header: str = HEADER) -> Path:
         + "    outputs: [$y]\n"
     )
     return path
-
-
-def _build(source: Any, **kwargs: Any) -> BuiltModel:
-    model = build_model(source, **kwargs)
-    model.graph.lint()
-    return model
 
 
 def _bn(prefix: str) -> list[str]:
@@ -271,7 +265,7 @@ def test_blocks_one_file_can_be_imported_alone(tmp_path: Path) -> None:
         tmp_path, "{_type_: model_constructor.mlp, in_features: 4, hidden_features: 8}\n", header=header
     )
 
-    model = _build(path)
+    model = build_checked(path)
 
     assert isinstance(model.block, blocks.MLP)
 
@@ -288,7 +282,7 @@ def test_blocks_build_from_yaml(
     count: int,
     keys: list[str],
 ) -> None:
-    model = _build(_single_block(tmp_path, module))
+    model = build_checked(_single_block(tmp_path, module))
 
     assert list(model.state_dict()) == [f"block.{key}" for key in keys]
     assert sum(p.numel() for p in model.parameters()) == count
@@ -299,13 +293,13 @@ def test_blocks_build_from_yaml(
 
 @pytest.mark.parametrize("module", [case[0] for case in CASES.values()], ids=CASES)
 def test_blocks_build_on_meta_device(tmp_path: Path, module: str) -> None:
-    model = _build(_single_block(tmp_path, module), device="meta", dtype=torch.float64)
+    model = build_checked(_single_block(tmp_path, module), device="meta", dtype=torch.float64)
 
     assert {(t.device.type, t.dtype) for t in model.parameters()} == {("meta", torch.float64)}
 
 
 def test_blocks_model_survives_deepcopy_and_pickle(tmp_path: Path) -> None:
-    model = _build(_single_block(tmp_path, CASES["transformer"][0])).eval()
+    model = build_checked(_single_block(tmp_path, CASES["transformer"][0])).eval()
     x = torch.randn(2, 5, 16)
     expected = model(x)
 
@@ -327,7 +321,7 @@ def test_blocks_defaults_and_validated_values_arrive(tmp_path: Path) -> None:
           stride: [1, 1]
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
     conv = model.block.block
 
     assert model.block.scale == 1.0 and type(model.block.scale) is float
@@ -346,14 +340,14 @@ def test_blocks_residual_adds_scaled_branch(tmp_path: Path) -> None:
         block: {_type_: nn.Linear, in_features: 6, out_features: 6}
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
     x = torch.randn(4, 6)
 
     torch.testing.assert_close(model(x), x + 0.25 * model.block.block(x))
 
 
 def test_blocks_resnet_relu_after_the_add(tmp_path: Path) -> None:
-    model = _build(
+    model = build_checked(
         _single_block(
             tmp_path, "{_type_: model_constructor.resnet_basic_block, in_channels: 3, out_channels: 3}\n"
         )
@@ -417,7 +411,7 @@ def _transformer_spec(tmp_path: Path, norm_first: bool, activation: str) -> Path
 @pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
 def test_blocks_transformer_matches_torch_layer(tmp_path: Path, norm_first: bool, activation: str) -> None:
     reference = _torch_layer(norm_first, activation)
-    model = _build(_transformer_spec(tmp_path, norm_first, activation)).eval()
+    model = build_checked(_transformer_spec(tmp_path, norm_first, activation)).eval()
 
     model.load_state_dict({f"layer.{k}": v for k, v in reference.state_dict().items()}, strict=True)
 
@@ -434,7 +428,7 @@ def test_blocks_transformer_matches_torch_layer(tmp_path: Path, norm_first: bool
 
 @pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
 def test_blocks_transformer_state_dict_loads_into_torch_layer(tmp_path: Path, norm_first: bool) -> None:
-    model = _build(_transformer_spec(tmp_path, norm_first, "gelu")).eval()
+    model = build_checked(_transformer_spec(tmp_path, norm_first, "gelu")).eval()
     reference = _torch_layer(norm_first, "gelu")
     ours = model.layer.state_dict()
 
@@ -452,7 +446,7 @@ def test_blocks_transformer_seq_first(tmp_path: Path) -> None:
         tmp_path,
         "{_type_: model_constructor.transformer_encoder_layer, d_model: 8, nhead: 2, batch_first: false}\n",
     )
-    model = _build(path).eval()
+    model = build_checked(path).eval()
     reference = nn.TransformerEncoderLayer(d_model=8, nhead=2).eval()
     reference.load_state_dict(model.block.state_dict(), strict=True)
     x = torch.randn(5, 2, 8)  # (seq, batch, d_model)
@@ -603,7 +597,7 @@ def test_blocks_readme_every_example_is_run() -> None:
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_blocks_readme_spec_builds(readme_project: Path, spec: str) -> None:
-    model = _build(spec)
+    model = build_checked(spec)
     assert model.spec.schema_version == 1
 
 
@@ -629,9 +623,9 @@ def test_blocks_readme_tests_pass(readme_project: Path) -> None:
 
 
 def test_blocks_readme_encoder_runs(readme_project: Path) -> None:
-    model = _build("configs/models/encoder.yaml")
+    model = build_checked("configs/models/encoder.yaml")
     assert model(torch.randn(2, 5, 16)).shape == (2, 5, 64)
     assert "head.block.fc1.weight" in model.state_dict()
-    cnn = _build("configs/models/cnn.yaml")
+    cnn = build_checked("configs/models/cnn.yaml")
     assert cnn.stem.conv.kernel_size == (3, 7)
     assert cnn(torch.randn(1, 3, 32, 32)).shape == (1, 64, 8, 8)

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import load_error, located, write_spec
 
-from model_constructor import SpecError, build_model, load_spec
+from model_constructor import build_model, load_spec
 
 GRAPH = """\
 model:
@@ -25,27 +26,6 @@ model:
       h1: {call: method:relu, args: [$x]}
     outputs: [$h1]
 """
-
-
-def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def located(exc: SpecError) -> list[tuple[int, int, str]]:
-    """Each diagnostic as (line, col, message); every one must have a file position."""
-    out = []
-    for diagnostic in exc.diagnostics:
-        assert diagnostic.location is not None, diagnostic
-        out.append((diagnostic.location.line, diagnostic.location.col, diagnostic.message))
-    return out
-
-
-def load_error(source: Any) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_spec(source)
-    return info.value
 
 
 def python_spec(params: Any) -> dict[str, Any]:
@@ -79,23 +59,23 @@ def test_bounds_alias_expansion_refused_before_expanding(tmp_path: Path) -> None
     # document, where an alias is one shared node, so nothing is expanded to refuse it.
     lines = ["schema_version: 1", "params:", "  l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
     lines += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
-    path = write(tmp_path, "\n".join(lines) + "\n" + GRAPH)
+    path = write_spec(tmp_path, "\n".join(lines) + "\n" + GRAPH, dedent=False)
     # l5 is the first to expand past 10**6 values: 1 + 10 * 111,111 of them.
-    assert located(load_error(path)) == [
+    assert located(load_error(path), hint=False) == [
         (8, 7, "spec too large: more than 1000000 values (alias expansion?)")
     ]
 
 
 @pytest.mark.parametrize("value", ["&a {a: *a}", "&a [[1, *a]]", "&a {<<: *a}"])
 def test_bounds_alias_to_its_own_container_refused(tmp_path: Path, value: str) -> None:
-    path = write(tmp_path, f"schema_version: 1\nparams: {value}\n" + GRAPH)
-    assert located(load_error(path)) == [(2, 9, "an alias refers to a node that contains it")]
+    path = write_spec(tmp_path, f"schema_version: 1\nparams: {value}\n" + GRAPH, dedent=False)
+    assert located(load_error(path), hint=False) == [(2, 9, "an alias refers to a node that contains it")]
 
 
 def test_bounds_alias_nesting_counted_as_expanded(tmp_path: Path) -> None:
     # Each line nests 40 levels, within the limit; the alias makes it 80.
     text = f"schema_version: 1\nparams:\n  a: &a {'[' * 40}{']' * 40}\n  b: {'[' * 40}*a{']' * 40}\n"
-    [(line, _, message)] = located(load_error(write(tmp_path, text + GRAPH)))
+    [(line, _, message)] = located(load_error(write_spec(tmp_path, text + GRAPH, dedent=False)), hint=False)
     assert (line, message) == (4, "spec too large: nesting deeper than 64 levels through aliases")
 
 
@@ -109,14 +89,17 @@ def test_bounds_flow_nesting_100000_deep_refused(
 ) -> None:
     # ruamel's scanner is quadratic in flow nesting; the composer stops at the limit.
     text = f"schema_version: 1\nparams: {{a: {opening * 100_000}1{closing * 100_000}}}\n" + GRAPH
-    assert located(load_error(write(tmp_path, text))) == [
+    assert located(load_error(write_spec(tmp_path, text, dedent=False)), hint=False) == [
         (2, col, "spec too large: nesting deeper than 64 levels")
     ]
 
 
 def test_bounds_block_nesting_deep_refused(tmp_path: Path) -> None:
     body = "".join(" " * (2 * depth) + f"k{depth}:\n" for depth in range(1, 500))
-    [(line, _, message)] = located(load_error(write(tmp_path, "schema_version: 1\nparams:\n" + body + GRAPH)))
+    [(line, _, message)] = located(
+        load_error(write_spec(tmp_path, "schema_version: 1\nparams:\n" + body + GRAPH, dedent=False)),
+        hint=False,
+    )
     assert (line, message) == (66, "spec too large: nesting deeper than 64 levels")
 
 
@@ -124,7 +107,9 @@ def test_bounds_file_over_the_size_limit_refused_unread(tmp_path: Path) -> None:
     path = tmp_path / "huge.yaml"
     with path.open("wb") as out:
         out.truncate(16 * 1024 * 1024 + 1)  # sparse: the limit is checked before reading
-    assert located(load_error(path)) == [(1, 1, "file is 16777217 bytes, over the limit of 16777216")]
+    assert located(load_error(path), hint=False) == [
+        (1, 1, "file is 16777217 bytes, over the limit of 16777216")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -138,28 +123,30 @@ def test_bounds_file_over_the_size_limit_refused_unread(tmp_path: Path) -> None:
 )
 def test_bounds_malformed_core_tag_value_refused(tmp_path: Path, value: str, message: str) -> None:
     # ruamel's own constructors fail on these with IndexError, KeyError or AttributeError.
-    path = write(tmp_path, f"schema_version: 1\nparams:\n  x: {value}\n" + GRAPH)
-    assert located(load_error(path)) == [(3, 6, message)]
+    path = write_spec(tmp_path, f"schema_version: 1\nparams:\n  x: {value}\n" + GRAPH, dedent=False)
+    assert located(load_error(path), hint=False) == [(3, 6, message)]
 
 
 # ---- interpolation ----------------------------------------------------------------------------
 
 
 def test_bounds_power_tower_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version: 1\nparams:\n  n: ${2 ** 2 ** 40}\n" + GRAPH)
-    assert located(load_error(path)) == [(3, 6, "'${2 ** 2 ** 40}' is too large (over 64 bits)")]
+    path = write_spec(tmp_path, "schema_version: 1\nparams:\n  n: ${2 ** 2 ** 40}\n" + GRAPH, dedent=False)
+    assert located(load_error(path), hint=False) == [(3, 6, "'${2 ** 2 ** 40}' is too large (over 64 bits)")]
 
 
 def test_bounds_empty_string_repeated_beyond_an_index_is_empty(tmp_path: Path) -> None:
     # '' * 2 ** 63 raises OverflowError in Python; the result is '' whatever the count.
-    path = write(tmp_path, "schema_version: 1\nparams:\n  e: ''\n  n: ${params.e * 2 ** 63}\n" + GRAPH)
+    path = write_spec(
+        tmp_path, "schema_version: 1\nparams:\n  e: ''\n  n: ${params.e * 2 ** 63}\n" + GRAPH, dedent=False
+    )
     assert load_spec(path).params["n"] == ""
 
 
 def test_bounds_interpolated_strings_limited_in_total(tmp_path: Path) -> None:
     # Each `${params.s}` makes 9,000 characters: 2,000 of them would make 18 MB.
     text = f"schema_version: 1\nparams:\n  s: {'x' * 9000}\n  t: '{'${params.s}' * 2000}'\n"
-    assert located(load_error(write(tmp_path, text + GRAPH))) == [
+    assert located(load_error(write_spec(tmp_path, text + GRAPH, dedent=False)), hint=False) == [
         (4, 6, "spec too large: interpolations make more than 16777216 characters")
     ]
 
@@ -169,7 +156,7 @@ def test_bounds_interpolated_values_counted_as_used(tmp_path: Path) -> None:
     uses = ", ".join(["'${params.a}'"] * 1000)
     text = f"schema_version: 1\nparams:\n  a: [{', '.join(['1'] * 1000)}]\n  b: [{uses}]\n"
     text += f"  c: [{uses.replace('params.a', 'params.b')}]\n"
-    [(line, _, message)] = located(load_error(write(tmp_path, text + GRAPH)))
+    [(line, _, message)] = located(load_error(write_spec(tmp_path, text + GRAPH, dedent=False)), hint=False)
     assert (line, message) == (4, "spec too large: more than 1000000 values")
 
 
@@ -178,7 +165,7 @@ def test_bounds_interpolated_nesting_refused(tmp_path: Path) -> None:
     lines = ["schema_version: 1", "params:", f"  p0: {'[' * 40}{']' * 40}"]
     lines += [f"  p{i}: {'[' * 40}'${{params.p{i - 1}}}'{']' * 40}" for i in range(1, 100)]
     text = "\n".join(lines) + "\n" + GRAPH.replace("args: [$x]", "args: [$x, '${params.p99}']")
-    [(line, _, message)] = located(load_error(write(tmp_path, text)))
+    [(line, _, message)] = located(load_error(write_spec(tmp_path, text, dedent=False)), hint=False)
     assert (line, message) == (4, "spec too large: nesting deeper than 64 levels")
 
 
@@ -223,7 +210,7 @@ def chain(count: int) -> str:
 
 
 def test_bounds_chain_of_10000_nodes_builds_and_runs(tmp_path: Path) -> None:
-    model = build_model(write(tmp_path, chain(10_000)))
+    model = build_model(write_spec(tmp_path, chain(10_000), dedent=False))
     model.graph.lint()
     x = torch.randn(4) - 1
     torch.testing.assert_close(model(x), x.relu(), rtol=0, atol=0)
@@ -231,7 +218,7 @@ def test_bounds_chain_of_10000_nodes_builds_and_runs(tmp_path: Path) -> None:
 
 def test_bounds_cycle_of_10000_nodes_found(tmp_path: Path) -> None:
     text = chain(10_000).replace("args: [$x]", "args: [$n9999]", 1)
-    [(line, col, message)] = located(load_error(write(tmp_path, text)))
+    [(line, col, message)] = located(load_error(write_spec(tmp_path, text, dedent=False)), hint=False)
     assert (line, col) == (6, 7)
     assert message.startswith("dependency cycle: n0 -> n9999 -> n9998 -> ")
 
@@ -260,13 +247,17 @@ def nested_graphs(levels: int, width: int) -> str:
 
 def test_bounds_sub_graph_instances_limited(tmp_path: Path) -> None:
     # Ten graphs deep, ten uses each: 10**10 instances from 50 lines.
-    [(_, _, message)] = located(load_error(write(tmp_path, nested_graphs(10, 10))))
+    [(_, _, message)] = located(
+        load_error(write_spec(tmp_path, nested_graphs(10, 10), dedent=False)), hint=False
+    )
     assert message == "spec too large: more than 10000 sub-graph instances"
 
 
 def test_bounds_sub_graph_nesting_limited(tmp_path: Path) -> None:
     # 2,000 graphs, each using the one before once: a recursive check would overflow the stack.
-    [(_, _, message)] = located(load_error(write(tmp_path, nested_graphs(2000, 1))))
+    [(_, _, message)] = located(
+        load_error(write_spec(tmp_path, nested_graphs(2000, 1), dedent=False)), hint=False
+    )
     assert message == "spec too large: sub-graphs nested more than 32 deep"
 
 
@@ -288,7 +279,7 @@ def test_bounds_repeat_of_repeats_limited(tmp_path: Path) -> None:
             outputs: [$y]
         """
     )
-    assert located(load_error(write(tmp_path, text))) == [
+    assert located(load_error(write_spec(tmp_path, text, dedent=False)), hint=False) == [
         (11, 14, "spec too large: it builds 1002001 modules, over the limit of 100000")
     ]
 
@@ -298,7 +289,7 @@ def test_bounds_repeat_of_repeats_limited(tmp_path: Path) -> None:
 
 def test_bounds_message_of_many_faults_on_one_long_line_is_short(tmp_path: Path) -> None:
     keys = ", ".join(f"k{i}: 1" for i in range(20_000))
-    exc = load_error(write(tmp_path, f"{{schema_version: 1, {keys}}}\n"))
+    exc = load_error(write_spec(tmp_path, f"{{schema_version: 1, {keys}}}\n", dedent=False))
     assert len(exc.diagnostics) == 20_001  # 20,000 unknown keys and the missing `model`
     message = str(exc)
     assert message.endswith("\n... and 19951 more (all are in .diagnostics)\n20001 errors")

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import Activated, build_checked, roundtrip_deepcopy, roundtrip_pickle, write_spec
 
-from model_constructor import BuiltModel, ModelSpec, Registry, SpecError, SpecWarning, build_model
+from model_constructor import BuiltModel, ModelSpec, Registry, SpecError, SpecWarning
 
 # ---- helpers --------------------------------------------------------------------------------
 
@@ -31,16 +32,6 @@ class TokenMixer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-class WithActivation(torch.nn.Module):
-    def __init__(self, *, width: int, activation: torch.nn.Module):
-        super().__init__()
-        self.lin = torch.nn.Linear(width, width)
-        self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.lin(x))
 
 
 class WithNorm(torch.nn.Module):
@@ -65,24 +56,11 @@ def echo_label(x: torch.Tensor, label: str) -> str:
 def _registry() -> Registry:
     registry = Registry()
     registry.register_module("test.token_mixer", TokenMixer)
-    registry.register_module("test.with_activation", WithActivation)
+    registry.register_module("test.with_activation", Activated)
     registry.register_module("test.with_norm", WithNorm)
     registry.register_module("test.exploding", Exploding)
     registry.register_function("test.echo_label", echo_label)
     return registry
-
-
-def _write(tmp_path: Path, text: str, name: str = "model.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def _build(source: Any, **kwargs: Any) -> BuiltModel:
-    """build_model, then the graph invariants every build must keep."""
-    model = build_model(source, **kwargs)
-    model.graph.lint()
-    return model
 
 
 # The seed, with `mix` declared before `proj` so that declaration and call order differ.
@@ -131,9 +109,9 @@ BUILTIN_ONLY = {
 
 
 def test_build_outputs_equal_hand_written_composition(tmp_path: Path) -> None:
-    path = _write(tmp_path, SEED_LIKE)
+    path = write_spec(tmp_path, SEED_LIKE)
     torch.manual_seed(0)
-    model = _build(path, registry=_registry()).eval()
+    model = build_checked(path, registry=_registry()).eval()
     torch.manual_seed(0)  # same seed, same construction order (spec order): same weights
     mix = TokenMixer(width=8, dropout=0.1).eval()
     proj = torch.nn.Linear(8, 8)
@@ -143,7 +121,7 @@ def test_build_outputs_equal_hand_written_composition(tmp_path: Path) -> None:
 
 
 def test_build_outputs_equal_hand_written_composition_with_copied_weights(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, SEED_LIKE), registry=_registry())
+    model = build_checked(write_spec(tmp_path, SEED_LIKE), registry=_registry())
     proj, mix = torch.nn.Linear(8, 8), TokenMixer(width=8, dropout=0.1)
     proj.load_state_dict(model.proj.state_dict())
     mix.load_state_dict(model.mix.state_dict())
@@ -159,7 +137,7 @@ def test_build_outputs_equal_hand_written_composition_with_copied_weights(tmp_pa
 
 
 def test_build_state_dict_keys_are_module_names_in_spec_order(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, SEED_LIKE), registry=_registry())
+    model = build_checked(write_spec(tmp_path, SEED_LIKE), registry=_registry())
 
     assert list(model.state_dict()) == [
         "mix.net.0.weight",
@@ -171,8 +149,8 @@ def test_build_state_dict_keys_are_module_names_in_spec_order(tmp_path: Path) ->
 
 
 def test_build_state_dict_loads_into_a_second_build_strictly(tmp_path: Path) -> None:
-    path = _write(tmp_path, SEED_LIKE)
-    first, second = _build(path, registry=_registry()), _build(path, registry=_registry())
+    path = write_spec(tmp_path, SEED_LIKE)
+    first, second = build_checked(path, registry=_registry()), build_checked(path, registry=_registry())
     second.load_state_dict(first.state_dict(), strict=True)
     x = torch.randn(2, 8)
 
@@ -180,7 +158,7 @@ def test_build_state_dict_loads_into_a_second_build_strictly(tmp_path: Path) -> 
 
 
 def test_build_uncalled_module_kept_in_state_dict_and_warned(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -196,7 +174,7 @@ def test_build_uncalled_module_kept_in_state_dict_and_warned(tmp_path: Path) -> 
         """,
     )
     with pytest.warns(SpecWarning) as record:
-        model = _build(path)
+        model = build_checked(path)
 
     assert [str(w.message) for w in record] == [
         f"{path}:6:7: warning: model.graph.modules.spare: module 'spare' is never called "
@@ -209,7 +187,7 @@ def test_build_uncalled_module_kept_in_state_dict_and_warned(tmp_path: Path) -> 
 
 
 def test_build_code_shows_yaml_node_names(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, SEED_LIKE), registry=_registry())
+    model = build_checked(write_spec(tmp_path, SEED_LIKE), registry=_registry())
 
     assert model.code.strip() == textwrap.dedent(
         """\
@@ -223,19 +201,11 @@ def test_build_code_shows_yaml_node_names(tmp_path: Path) -> None:
 # ---- copies ---------------------------------------------------------------------------------
 
 
-def _roundtrip_deepcopy(model: BuiltModel) -> BuiltModel:
-    return copy.deepcopy(model)
-
-
-def _roundtrip_pickle(model: BuiltModel) -> BuiltModel:
-    return pickle.loads(pickle.dumps(model))
-
-
-@pytest.mark.parametrize("roundtrip", [_roundtrip_deepcopy, _roundtrip_pickle], ids=["deepcopy", "pickle"])
+@pytest.mark.parametrize("roundtrip", [roundtrip_deepcopy, roundtrip_pickle], ids=["deepcopy", "pickle"])
 def test_build_copy_keeps_spec_weights_outputs_and_attributes(
     roundtrip: Callable[[BuiltModel], BuiltModel],
 ) -> None:
-    model = _build(BUILTIN_ONLY)
+    model = build_checked(BUILTIN_ONLY)
     model.run_name = "baseline"
     model.tags = ["a", "b"]
     x = torch.randn(2, 4)
@@ -283,7 +253,7 @@ def test_build_pickle_reruns_spec_imports(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, module_name, raising=False)
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -300,7 +270,7 @@ def test_build_pickle_reruns_spec_imports(
             outputs: [$y]
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
     model.note = "kept"
     x = torch.randn(2, 3)
 
@@ -333,7 +303,7 @@ FACTORY_SPEC = """\
 
 def test_build_meta_device_allocates_no_storage(tmp_path: Path) -> None:
     # test.token_mixer takes no `device`: it must land on meta all the same.
-    model = _build(_write(tmp_path, FACTORY_SPEC), registry=_registry(), device="meta")
+    model = build_checked(write_spec(tmp_path, FACTORY_SPEC), registry=_registry(), device="meta")
 
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     assert sorted(tensors) == sorted(model.state_dict())
@@ -342,7 +312,7 @@ def test_build_meta_device_allocates_no_storage(tmp_path: Path) -> None:
 
 
 def test_build_dtype_float64_gives_float64_parameters(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, FACTORY_SPEC), registry=_registry(), dtype=torch.float64)
+    model = build_checked(write_spec(tmp_path, FACTORY_SPEC), registry=_registry(), dtype=torch.float64)
 
     assert {name: p.dtype for name, p in model.named_parameters()} == dict.fromkeys(
         dict(model.named_parameters()), torch.float64
@@ -354,7 +324,7 @@ def test_build_dtype_float64_gives_float64_parameters(tmp_path: Path) -> None:
 
 
 def test_build_constructor_exception_keeps_type_and_gains_yaml_location(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -371,7 +341,7 @@ def test_build_constructor_exception_keeps_type_and_gains_yaml_location(tmp_path
         """,
     )
     with pytest.raises(KeyError) as info:
-        _build(path, registry=_registry())
+        build_checked(path, registry=_registry())
 
     assert info.value.args == ("no width 3",)
     assert info.value.__notes__ == [
@@ -380,7 +350,7 @@ def test_build_constructor_exception_keeps_type_and_gains_yaml_location(tmp_path
 
 
 def test_build_forward_exception_gains_yaml_node_and_location(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -395,7 +365,7 @@ def test_build_forward_exception_gains_yaml_node_and_location(tmp_path: Path) ->
             outputs: [$bad]
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
 
     with pytest.raises(RuntimeError, match=r"^mat1 and mat2 shapes cannot be multiplied") as info:
         model(torch.randn(3, 2))
@@ -407,7 +377,7 @@ def test_build_forward_exception_gains_yaml_node_and_location(tmp_path: Path) ->
 
 
 def test_build_forward_exception_from_python_spec_names_node() -> None:
-    model = _build(BUILTIN_ONLY)
+    model = build_checked(BUILTIN_ONLY)
 
     with pytest.raises(RuntimeError) as info:
         model(torch.randn(2, 5))
@@ -466,17 +436,17 @@ Y = torch.arange(6.0, 12.0).reshape(2, 3)
 )
 def test_build_node_calls_match_torch(tmp_path: Path, nodes: str, expected: torch.Tensor) -> None:
     body = textwrap.indent(textwrap.dedent(nodes), " " * 6)
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"schema_version: 1\nmodel:\n  graph:\n    inputs: [x, y]\n    nodes:\n{body}\n    outputs: [$out]\n",
     )
-    model = _build(path)
+    model = build_checked(path)
 
     torch.testing.assert_close(model(X, Y), expected, rtol=0, atol=0)
 
 
 def test_build_multihead_attention_output_indexed(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -492,7 +462,7 @@ def test_build_multihead_attention_output_indexed(tmp_path: Path) -> None:
             outputs: [$out]
         """,
     )
-    model = _build(path).eval()
+    model = build_checked(path).eval()
     x = torch.randn(2, 5, 4)
 
     attended, weights = model.attn(x, x, x, need_weights=False)
@@ -515,7 +485,7 @@ D = S - Y
     ],
 )
 def test_build_return_kinds(tmp_path: Path, outputs: str, returns: str, expected: Any) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -529,7 +499,7 @@ def test_build_return_kinds(tmp_path: Path, outputs: str, returns: str, expected
             return: {returns}
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
 
     result = model(X, Y)
     assert type(result) is type(expected)
@@ -543,7 +513,7 @@ def test_build_return_kinds(tmp_path: Path, outputs: str, returns: str, expected
     [("$$x", "$x"), ("$$", "$"), ("$$$y", "$$y"), ("price: $$5", "price: $$5")],
 )
 def test_build_dollar_dollar_is_a_literal_string(tmp_path: Path, written: str, received: str) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -557,7 +527,7 @@ def test_build_dollar_dollar_is_a_literal_string(tmp_path: Path, written: str, r
             return: tuple
         """,
     )
-    model = _build(path, registry=_registry())
+    model = build_checked(path, registry=_registry())
 
     assert model(X) == (received, received)
 
@@ -566,7 +536,7 @@ def test_build_dollar_dollar_is_a_literal_string(tmp_path: Path, written: str, r
 
 
 def test_build_nested_block_spec_is_built_and_passed(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -583,7 +553,7 @@ def test_build_nested_block_spec_is_built_and_passed(tmp_path: Path) -> None:
             outputs: [$out]
         """,
     )
-    model = _build(path, registry=_registry())
+    model = build_checked(path, registry=_registry())
 
     assert type(model.block.activation) is torch.nn.GELU
     assert model.block.activation.approximate == "tanh"
@@ -593,7 +563,7 @@ def test_build_nested_block_spec_is_built_and_passed(tmp_path: Path) -> None:
 
 
 def test_build_nested_block_spec_of_wrong_type_is_spec_error(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -610,7 +580,7 @@ def test_build_nested_block_spec_of_wrong_type_is_spec_error(tmp_path: Path) -> 
         """,
     )
     with pytest.raises(SpecError) as info:
-        _build(path, registry=_registry())
+        build_checked(path, registry=_registry())
 
     assert str(info.value) == (
         f"{path}:8:24: error: model.graph.modules.block.norm._type_: argument 'norm' of block "
@@ -638,8 +608,8 @@ UNORDERED = """\
 
 
 def test_build_without_order_is_deterministic_topological(tmp_path: Path) -> None:
-    path = _write(tmp_path, UNORDERED)
-    first, second = _build(path), _build(path)
+    path = write_spec(tmp_path, UNORDERED)
+    first, second = build_checked(path), build_checked(path)
 
     # Kahn's algorithm, ties broken by declaration order.
     calls = [n.name for n in first.graph.nodes if n.op not in ("placeholder", "output")]
@@ -661,7 +631,7 @@ def _as_model_spec(data: dict[str, Any]) -> Any:
 
 @pytest.mark.parametrize("make", [_as_dict, _as_model_spec], ids=["dict", "ModelSpec"])
 def test_build_from_python_data(make: Callable[[dict[str, Any]], Any]) -> None:
-    model = _build(make(BUILTIN_ONLY))
+    model = build_checked(make(BUILTIN_ONLY))
     x = torch.randn(2, 4)
 
     assert list(model.state_dict()) == ["proj.weight", "proj.bias"]
@@ -679,7 +649,7 @@ def test_build_python_data_errors_report_config_path(make: Callable[[dict[str, A
     data["model"]["graph"]["nodes"]["h2"]["args"] = ["$h0"]
 
     with pytest.raises(SpecError) as info:
-        _build(make(data))
+        build_checked(make(data))
 
     assert [(d.location, d.path) for d in info.value.diagnostics] == [
         (None, ("model", "graph", "modules", "proj", "out_features")),
@@ -707,7 +677,7 @@ def test_build_does_not_mutate_caller_dict() -> None:
     data["model"]["graph"]["modules"]["proj"]["out_features"] = 2
     before = copy.deepcopy(data)
 
-    _build(data, registry=_registry())
+    build_checked(data, registry=_registry())
 
     assert data == before
     assert data["model"]["graph"]["modules"]["proj"]["in_features"] == "${params.width}"
@@ -729,7 +699,7 @@ def test_build_input_named_like_a_code_global_is_spec_error(name: str) -> None:
         },
     }
     with pytest.raises(SpecError) as info:
-        _build(data)
+        build_checked(data)
 
     assert str(info.value).splitlines()[0] == (
         f"error: model.graph.inputs[0]: input name {name!r} is reserved by the built model (rename it)"
@@ -752,6 +722,6 @@ def test_build_node_and_module_named_like_a_code_global_run(name: str) -> None:
             }
         },
     }
-    model = _build(data)
+    model = build_checked(data)
 
     torch.testing.assert_close(model(X), X * 3, rtol=0, atol=0)

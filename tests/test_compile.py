@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import Activated
 
 from model_constructor import BuiltModel, Registry, SpecWarning, build_model
 
 pytestmark = pytest.mark.slow
-
-
-class Mixer(torch.nn.Module):
-    def __init__(self, *, width: int, activation: torch.nn.Module):
-        super().__init__()
-        self.lin = torch.nn.Linear(width, width)
-        self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.lin(x))
 
 
 # Every kind of call and ref, and a dict return: each is something the tracer must follow.
@@ -54,7 +45,7 @@ def model(tmp_path: Path) -> BuiltModel:
     path = tmp_path / "model.yaml"
     path.write_text(textwrap.dedent(SPEC))
     registry = Registry()
-    registry.register_module("test.mixer", Mixer)
+    registry.register_module("test.mixer", Activated)
     torch.manual_seed(0)
     with pytest.warns(SpecWarning, match="module 'spare' is never called"):
         built = build_model(path, registry=registry)

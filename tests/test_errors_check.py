@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import Activated, load_error, located
 
-from model_constructor import Registry, SpecError, load_spec
+from model_constructor import Registry, SpecError
 
 # Five lines, so every case's `modules:` is on line 6.
 HEAD = """\
@@ -27,16 +28,6 @@ class Mixer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-class Activated(torch.nn.Module):
-    def __init__(self, *, width: int, activation: torch.nn.Module):
-        super().__init__()
-        self.lin = torch.nn.Linear(width, width)
-        self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.lin(x))
 
 
 def scale(x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
@@ -58,18 +49,8 @@ def write(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def located(exc: SpecError) -> list[tuple[int, int, str, str | None]]:
-    out = []
-    for diagnostic in exc.diagnostics:
-        assert diagnostic.location is not None, diagnostic
-        out.append((diagnostic.location.line, diagnostic.location.col, diagnostic.message, diagnostic.hint))
-    return out
-
-
 def check_error(path: Path) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_spec(path, registry=registry())
-    return info.value
+    return load_error(path, registry=registry())
 
 
 CASES = [

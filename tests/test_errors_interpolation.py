@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import load_error, located, write_spec
 
 from model_constructor import SpecError, load_spec
 
 ONLY_ARITHMETIC = "only params paths, numbers, strings and + - * / // % ** are allowed"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def spec_text(params: str, value: str = "1") -> str:
@@ -37,26 +31,12 @@ def spec_text(params: str, value: str = "1") -> str:
 USE_COL = 60  # where `value` starts on line 7
 
 
-def located(exc: SpecError) -> list[tuple[int, int, str, str | None]]:
-    out = []
-    for diagnostic in exc.diagnostics:
-        assert diagnostic.location is not None, diagnostic
-        out.append((diagnostic.location.line, diagnostic.location.col, diagnostic.message, diagnostic.hint))
-    return out
-
-
 def notes(exc: SpecError) -> list[list[tuple[str, str]]]:
     return [[(what, where.format()) for what, where in d.related] for d in exc.diagnostics]
 
 
-def load_error(path: Path) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    return info.value
-
-
 def resolved(tmp_path: Path, params: str) -> dict[str, Any]:
-    return load_spec(write(tmp_path, spec_text(params))).params
+    return load_spec(write_spec(tmp_path, spec_text(params))).params
 
 
 # ---- values and types -------------------------------------------------------------------------
@@ -121,7 +101,7 @@ def test_interpolation_formatted_into_longer_string(tmp_path: Path, text: str, e
 
 
 def test_interpolation_params_refer_to_params(tmp_path: Path) -> None:
-    path = write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -198,14 +178,14 @@ def test_interpolation_params_refer_to_params(tmp_path: Path) -> None:
     ],
 )
 def test_interpolation_error(tmp_path: Path, params: str, value: str, message: str, hint: str) -> None:
-    path = write(tmp_path, spec_text(params, value))
+    path = write_spec(tmp_path, spec_text(params, value))
     exc = load_error(path)
     assert located(exc) == [(7, USE_COL, message, hint)]
     assert str(exc).startswith(f"{path}:7:{USE_COL}: error: model.graph.nodes.h1.kwargs.min: {message}")
 
 
 def test_interpolation_unknown_param_renders_caret_under_interpolation(tmp_path: Path) -> None:
-    path = write(tmp_path, spec_text("{width: 8}", "${params.widht}"))
+    path = write_spec(tmp_path, spec_text("{width: 8}", "${params.widht}"))
     assert str(load_error(path)) == (
         f"{path}:7:60: error: model.graph.nodes.h1.kwargs.min: unknown param 'params.widht' "
         "(did you mean 'params.width'?)\n"
@@ -215,7 +195,7 @@ def test_interpolation_unknown_param_renders_caret_under_interpolation(tmp_path:
 
 
 def test_interpolation_unknown_nested_param_names_parent_definition(tmp_path: Path) -> None:
-    path = write(tmp_path, spec_text("{block: {depth: 4}}", "${params.block.dpeth}"))
+    path = write_spec(tmp_path, spec_text("{block: {depth: 4}}", "${params.block.dpeth}"))
     exc = load_error(path)
     assert located(exc) == [
         (7, USE_COL, "unknown param 'params.block.dpeth'", "did you mean 'params.block.depth'?")
@@ -225,14 +205,14 @@ def test_interpolation_unknown_nested_param_names_parent_definition(tmp_path: Pa
 
 
 def test_interpolation_error_inside_string_points_at_interpolation(tmp_path: Path) -> None:
-    path = write(tmp_path, spec_text("{width: 8}", '"w${params.widht}"'))
+    path = write_spec(tmp_path, spec_text("{width: 8}", '"w${params.widht}"'))
     assert located(load_error(path)) == [
         (7, USE_COL + 2, "unknown param 'params.widht'", "did you mean 'params.width'?")
     ]
 
 
 def test_interpolation_unknown_param_in_params(tmp_path: Path) -> None:
-    path = write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -255,7 +235,7 @@ def test_interpolation_unknown_param_in_params(tmp_path: Path) -> None:
 
 
 def test_interpolation_cycle(tmp_path: Path) -> None:
-    path = write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -295,14 +275,14 @@ def test_interpolation_cycle(tmp_path: Path) -> None:
 
 
 def test_interpolation_self_cycle(tmp_path: Path) -> None:
-    path = write(tmp_path, spec_text("{a: '${params.a}'}", "${params.a}"))
+    path = write_spec(tmp_path, spec_text("{a: '${params.a}'}", "${params.a}"))
     exc = load_error(path)
     assert located(exc) == [(2, 14, "interpolation cycle: params.a -> params.a", None)]
     assert notes(exc) == [[("params.a is defined", f"{path}:2:13")]]
 
 
 def test_interpolation_huge_power_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, spec_text("{n: 2}", "${params.n ** 10 ** 10}"))
+    path = write_spec(tmp_path, spec_text("{n: 2}", "${params.n ** 10 ** 10}"))
     exc = load_error(path)
     assert located(exc) == [(7, USE_COL, "'${params.n ** 10 ** 10}' is too large (over 64 bits)", None)]
     assert notes(exc) == [[("params.n is defined", f"{path}:2:13")]]
@@ -318,14 +298,14 @@ def test_interpolation_huge_power_refused(tmp_path: Path) -> None:
     ],
 )
 def test_interpolation_result_bounded(tmp_path: Path, params: str, value: str, message: str) -> None:
-    path = write(tmp_path, spec_text(params, value))
+    path = write_spec(tmp_path, spec_text(params, value))
     assert located(load_error(path)) == [(7, USE_COL, f"'{value}' {message}", None)]
 
 
 def test_interpolation_deep_nesting_refused(tmp_path: Path) -> None:
     # Within the length limit, but nested deeper than Python's default recursion limit.
     value = "${" + "-" * 990 + "params.x}"
-    path = write(tmp_path, spec_text("{x: 1}", value))
+    path = write_spec(tmp_path, spec_text("{x: 1}", value))
     assert located(load_error(path)) == [(7, USE_COL, f"'{value}' is nested too deeply", None)]
 
 
@@ -339,7 +319,7 @@ def test_interpolation_deep_nesting_refused(tmp_path: Path) -> None:
     ],
 )
 def test_interpolation_division_by_zero(tmp_path: Path, value: str) -> None:
-    path = write(tmp_path, spec_text("{x: 2, f: 1.5}", value))
+    path = write_spec(tmp_path, spec_text("{x: 2, f: 1.5}", value))
     assert located(load_error(path)) == [(7, USE_COL, f"division by zero in '{value}'", None)]
 
 
@@ -363,7 +343,7 @@ def test_interpolation_division_by_zero(tmp_path: Path, value: str) -> None:
     ],
 )
 def test_interpolation_only_arithmetic_allowed(tmp_path: Path, value: str, refused: str) -> None:
-    path = write(tmp_path, spec_text("{x: 2, name: gelu}", value))
+    path = write_spec(tmp_path, spec_text("{x: 2, name: gelu}", value))
     [(line, col, message, hint)] = located(load_error(path))
     assert (line, col) == (7, USE_COL)
     assert message == f"'{refused}' is not allowed in '{value}'"
@@ -382,7 +362,7 @@ def test_interpolation_only_arithmetic_allowed(tmp_path: Path, value: str, refus
 )
 def test_interpolation_no_attribute_access(tmp_path: Path, value: str, path: str) -> None:
     # A dotted name only walks the params mapping: it never reads a Python attribute.
-    spec = write(tmp_path, spec_text("{x: 2, name: gelu}", value))
+    spec = write_spec(tmp_path, spec_text("{x: 2, name: gelu}", value))
     [(line, col, message, _)] = located(load_error(spec))
     assert (line, col, message) == (7, USE_COL, f"unknown param '{path}'")
 
@@ -401,14 +381,14 @@ def test_interpolation_no_attribute_access(tmp_path: Path, value: str, path: str
     ],
 )
 def test_interpolation_type_error(tmp_path: Path, value: str, message: str, hint: str | None) -> None:
-    path = write(tmp_path, spec_text("{name: gelu, flag: true, shape: [2, 3]}", value))
+    path = write_spec(tmp_path, spec_text("{name: gelu, flag: true, shape: [2, 3]}", value))
     [(line, col, got, got_hint)] = located(load_error(path))
     assert (line, got, got_hint) == (7, message, hint)
     assert col == USE_COL + value.index("$")
 
 
 def test_interpolation_errors_all_reported_sorted(tmp_path: Path) -> None:
-    path = write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import ruamel.yaml
+from helpers import load_error, located, write_spec
 
 from model_constructor import SpecError, build_model, load_spec
 
@@ -28,22 +27,6 @@ model:
 PLAIN_DATA_HINT = "specs hold plain data only: mappings, lists, strings, numbers, booleans, null"
 
 
-def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
-    path = tmp_path / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def located(exc: SpecError) -> list[tuple[int, int, str, str | None]]:
-    """Each diagnostic as (line, col, message, hint); every one must have a file position."""
-    out = []
-    for diagnostic in exc.diagnostics:
-        assert diagnostic.location is not None, diagnostic
-        out.append((diagnostic.location.line, diagnostic.location.col, diagnostic.message, diagnostic.hint))
-    return out
-
-
 def assert_reported(exc: SpecError, path: Path, expected: tuple[int, int, str, str | None]) -> None:
     """`exc` holds exactly the one fault `expected`, and its rendered headline says so."""
     assert located(exc) == [expected]
@@ -51,21 +34,6 @@ def assert_reported(exc: SpecError, path: Path, expected: tuple[int, int, str, s
     headline = str(exc).splitlines()[0]
     assert headline.startswith(f"{path}:{line}:{col}: error: ")
     assert headline.endswith(f"{message} ({hint})" if hint else message)
-
-
-def load_error(path: Path) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    return info.value
-
-
-@pytest.fixture
-def seed_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make the seed's `my_project` importable, and forget it afterwards."""
-    monkeypatch.syspath_prepend(str(SEED))
-    yield
-    for name in [n for n in sys.modules if n == "my_project" or n.startswith("my_project.")]:
-        del sys.modules[name]
 
 
 # ---- YAML faults ------------------------------------------------------------------------------
@@ -97,12 +65,12 @@ def seed_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ],
 )
 def test_load_yaml_fault(tmp_path: Path, text: str, expected: tuple[int, int, str, str | None]) -> None:
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     assert_reported(load_error(path), path, expected)
 
 
 def test_load_syntax_error_renders_excerpt_and_caret(tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version: 1\nparams: {width: 1]\n" + GRAPH)
+    path = write_spec(tmp_path, "schema_version: 1\nparams: {width: 1]\n" + GRAPH)
     assert str(load_error(path)) == (
         f"{path}:2:18: error: <root>: YAML syntax error: expected ',' or '}}', but got ']'\n"
         " 2 | params: {width: 1]\n"
@@ -111,7 +79,7 @@ def test_load_syntax_error_renders_excerpt_and_caret(tmp_path: Path) -> None:
 
 
 def test_load_duplicate_key_inside_flow_mapping(tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version: 1\nparams: {width: 1, depth: 2, width: 3}\n" + GRAPH)
+    path = write_spec(tmp_path, "schema_version: 1\nparams: {width: 1, depth: 2, width: 3}\n" + GRAPH)
     assert located(load_error(path)) == [(2, 30, "duplicate key 'width'", "first written at line 2")]
 
 
@@ -134,7 +102,7 @@ def test_load_duplicate_key_inside_flow_mapping(tmp_path: Path) -> None:
 )
 def test_load_tag_refused(tmp_path: Path, value: str, tag: str) -> None:
     marker = tmp_path / "ran"
-    path = write(tmp_path, f"schema_version: 1\nparams:\n  x: {value.format(marker=marker)}\n" + GRAPH)
+    path = write_spec(tmp_path, f"schema_version: 1\nparams:\n  x: {value.format(marker=marker)}\n" + GRAPH)
     exc = load_error(path)
     assert located(exc) == [(3, 6, f"YAML tag {tag!r} is not allowed", PLAIN_DATA_HINT)]
     assert not marker.exists()
@@ -147,7 +115,7 @@ def test_load_tags_all_reported(tmp_path: Path) -> None:
           a: !!python/name:os.system
           b: [1, !custom x]
         """
-    path = write(tmp_path, textwrap.dedent(text) + GRAPH)
+    path = write_spec(tmp_path, textwrap.dedent(text) + GRAPH)
     assert located(load_error(path)) == [
         (3, 6, "YAML tag '!!python/name:os.system' is not allowed", PLAIN_DATA_HINT),
         (4, 10, "YAML tag '!custom' is not allowed", PLAIN_DATA_HINT),
@@ -163,7 +131,7 @@ def test_load_tags_all_reported(tmp_path: Path) -> None:
     ],
 )
 def test_load_non_plain_value_refused(tmp_path: Path, value: str, message: str, hint: str | None) -> None:
-    path = write(tmp_path, f"schema_version: 1\nparams:\n  x: {value}\n" + GRAPH)
+    path = write_spec(tmp_path, f"schema_version: 1\nparams:\n  x: {value}\n" + GRAPH)
     assert located(load_error(path)) == [(3, 6, message, hint)]
 
 
@@ -176,7 +144,7 @@ def test_load_non_plain_value_refused(tmp_path: Path, value: str, message: str, 
 )
 def test_load_value_ruamel_cannot_build(tmp_path: Path, value: str, message: str) -> None:
     # ruamel raises these without a position: the error names the file, at its start.
-    path = write(tmp_path, f"schema_version: 1\nparams:\n  x: {value}\n" + GRAPH)
+    path = write_spec(tmp_path, f"schema_version: 1\nparams:\n  x: {value}\n" + GRAPH)
     exc = load_error(path)
     [(line, col, got, hint)] = located(exc)
     assert (line, col, hint) == (1, 1, None)
@@ -184,7 +152,7 @@ def test_load_value_ruamel_cannot_build(tmp_path: Path, value: str, message: str
 
 
 def test_load_deep_nesting_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version: 1\nparams: {a: " + "[" * 70 + "]" * 70 + "}\n" + GRAPH)
+    path = write_spec(tmp_path, "schema_version: 1\nparams: {a: " + "[" * 70 + "]" * 70 + "}\n" + GRAPH)
     [(line, col, message, hint)] = located(load_error(path))
     assert (line, col, message, hint) == (2, 76, "spec too large: nesting deeper than 64 levels", None)
 
@@ -198,7 +166,7 @@ def test_load_merge_key_accepted(tmp_path: Path) -> None:
           same:
             <<: *base
         """
-    path = write(tmp_path, textwrap.dedent(text) + GRAPH)
+    path = write_spec(tmp_path, textwrap.dedent(text) + GRAPH)
     params = load_spec(path).params
     assert params["wide"] == {"width": 16, "depth": 2}
     assert params["same"] == {"width": 8, "depth": 2}
@@ -253,12 +221,12 @@ def test_load_merge_key_accepted(tmp_path: Path) -> None:
     ],
 )
 def test_load_top_level_fault(tmp_path: Path, text: str, expected: tuple[int, int, str, str | None]) -> None:
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     assert_reported(load_error(path), path, expected)
 
 
 def test_load_unknown_top_level_key_renders_hint_and_caret(tmp_path: Path) -> None:
-    path = write(tmp_path, "schema_version: 1\nparms: {}\n" + GRAPH)
+    path = write_spec(tmp_path, "schema_version: 1\nparms: {}\n" + GRAPH)
     assert str(load_error(path)) == (
         f"{path}:2:1: error: parms: unknown key 'parms' (did you mean 'params'?)\n"
         " 2 | parms: {}\n"
@@ -277,7 +245,7 @@ def test_load_unknown_top_level_key_renders_hint_and_caret(tmp_path: Path) -> No
     ],
 )
 def test_load_non_mapping_document(tmp_path: Path, text: str, line: int) -> None:
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     exc = load_error(path)
     assert located(exc) == [(line, 1, "a spec must be a mapping with schema_version and model", None)]
     assert str(exc).startswith(f"{path}:{line}:1: error: <root>: a spec must be a mapping")
@@ -385,8 +353,8 @@ def test_load_quoted_interpolation_keeps_type(tmp_path: Path, quote: str) -> Non
               h3: {{call: module:act, args: [$h2]}}
             outputs: [$h3]
         """
-    quoted = load_spec(write(tmp_path, spec_text.format(q=quote), "quoted.yaml"))
-    unquoted = load_spec(write(tmp_path, spec_text.format(q=""), "unquoted.yaml"))
+    quoted = load_spec(write_spec(tmp_path, spec_text.format(q=quote), "quoted.yaml"))
+    unquoted = load_spec(write_spec(tmp_path, spec_text.format(q=""), "unquoted.yaml"))
     assert quoted == unquoted
     in_features = quoted.model.graph.modules["proj"].kwargs["in_features"]
     p = quoted.model.graph.modules["drop"].kwargs["p"]
@@ -395,7 +363,7 @@ def test_load_quoted_interpolation_keeps_type(tmp_path: Path, quote: str) -> Non
 
 
 def test_load_file_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1

@@ -10,12 +10,12 @@ import pickle
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from helpers import write_spec
 
 from model_constructor import BuiltModel, Registry, build_model
 
@@ -82,14 +82,8 @@ schema_version: 1
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "model.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def build(tmp_path: Path, text: str = SPEC, **kwargs: Any) -> BuiltModel:
-    return build_model(write(tmp_path, text), **kwargs)
+    return build_model(write_spec(tmp_path, text, name="model.yaml", dedent=False), **kwargs)
 
 
 def differing(model: BuiltModel, other: BuiltModel) -> list[str]:
@@ -234,15 +228,6 @@ def _report(root: Path, spec: str, hash_seed: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def seed_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make the seed's `my_project` importable, and forget it afterwards."""
-    monkeypatch.syspath_prepend(str(SEED))
-    yield
-    for name in [n for n in sys.modules if n == "my_project" or n.startswith("my_project.")]:
-        del sys.modules[name]
 
 
 @pytest.mark.usefixtures("seed_blocks")

@@ -7,32 +7,21 @@ from mapping pydantic's error locations, an OverflowError from Python.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 import torch
+from helpers import located, write_spec
 
-from model_constructor import SpecError, build_model, load_spec
+from model_constructor import SpecError, build_model
 
 HINT_REF = "write a $ref, such as $x"
 
 
-def located(exc: SpecError) -> list[tuple[int, int, str, str | None]]:
-    out = []
-    for diagnostic in exc.diagnostics:
-        assert diagnostic.location is not None, diagnostic
-        out.append((diagnostic.location.line, diagnostic.location.col, diagnostic.message, diagnostic.hint))
-    return out
-
-
 def load_error(tmp_path: Path, text: str) -> SpecError:
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    return info.value
+    return helpers.load_error(write_spec(tmp_path, text, encoding="utf-8"))
 
 
 def graph(inputs: str, node: str) -> str:

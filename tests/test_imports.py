@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import load_error, located
 
 from model_constructor import SpecError, load_spec
 
@@ -98,18 +99,8 @@ def write_spec(tmp_path: Path, prefixes: str | None, imports: list[str], block: 
     return path
 
 
-def located(exc: SpecError) -> list[tuple[int, int, str, str | None]]:
-    out = []
-    for diagnostic in exc.diagnostics:
-        assert diagnostic.location is not None, diagnostic
-        out.append((diagnostic.location.line, diagnostic.location.col, diagnostic.message, diagnostic.hint))
-    return out
-
-
 def import_error(path: Path, allowed_import_prefixes: list[str] | None = None) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_spec(path, allowed_import_prefixes=allowed_import_prefixes)
-    return info.value
+    return load_error(path, allowed_import_prefixes=allowed_import_prefixes)
 
 
 # ---- the trust boundary -----------------------------------------------------------------------

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import build_checked, write_spec
 
-from model_constructor import BuiltModel, Registry, SpecError, build_model
+from model_constructor import Registry, SpecError
 
 # ---- blocks and functions used below --------------------------------------------------------
 
@@ -48,12 +49,6 @@ def other_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     return x * factor
 
 
-def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "model.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
 def _single_block(key: str, **kwargs: Any) -> dict[str, Any]:
     return {
         "schema_version": 1,
@@ -66,12 +61,6 @@ def _single_block(key: str, **kwargs: Any) -> dict[str, Any]:
             }
         },
     }
-
-
-def _build(source: Any, **kwargs: Any) -> BuiltModel:
-    model = build_model(source, **kwargs)
-    model.graph.lint()
-    return model
 
 
 # ---- registering ----------------------------------------------------------------------------
@@ -205,7 +194,7 @@ def test_registry_decorator_form() -> None:
     }
     spec["model"]["graph"]["outputs"] = ["$shifted"]
 
-    model = _build(spec, registry=registry)
+    model = build_checked(spec, registry=registry)
 
     x = torch.arange(3.0)
     torch.testing.assert_close(model(x), x * 2 + 1.5, rtol=0, atol=0)
@@ -214,7 +203,7 @@ def test_registry_decorator_form() -> None:
 def test_registry_registered_function_is_callable_with_fn(tmp_path: Path) -> None:
     registry = Registry()
     registry.register_function("test.scale", scale)
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -226,7 +215,7 @@ def test_registry_registered_function_is_callable_with_fn(tmp_path: Path) -> Non
             outputs: [$y]
         """,
     )
-    model = _build(path, registry=registry)
+    model = build_checked(path, registry=registry)
 
     assert model.code.strip().splitlines()[1] == (
         f"    y = {__name__.replace('.', '_')}_scale(x, factor = 2.5);  x = None"
@@ -238,7 +227,7 @@ def test_registry_registered_function_is_callable_with_fn(tmp_path: Path) -> Non
 def test_registry_function_strict_signature_checks_call_literals(tmp_path: Path) -> None:
     registry = Registry()
     registry.register_function("test.scale", scale)
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -251,7 +240,7 @@ def test_registry_function_strict_signature_checks_call_literals(tmp_path: Path)
         """,
     )
     with pytest.raises(SpecError) as info:
-        _build(path, registry=registry)
+        build_checked(path, registry=registry)
 
     assert [d.headline() for d in info.value.diagnostics] == [
         f"{path}:6:61: error: model.graph.nodes.y.kwargs.factor: argument 'factor' of function "
@@ -275,7 +264,7 @@ def test_registry_call_literals_arrive_validated(
     registry = Registry()
     registry.register_function("test.scale", scale, signature_policy=policy)
     registry.register_module("test.scaler", Scaler, signature_policy=policy)
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -290,7 +279,7 @@ def test_registry_call_literals_arrive_validated(
             outputs: [$by_module]
         """,
     )
-    model = _build(path, registry=registry)
+    model = build_checked(path, registry=registry)
 
     x = torch.arange(3.0)
     torch.testing.assert_close(model(x), x * factor * factor, rtol=0, atol=0)
@@ -318,7 +307,7 @@ def test_registry_policy_passes_validated_values(
     registry = Registry()
     registry.register_module("test.recorder", Recorder, signature_policy=policy)
 
-    model = _build(_single_block("test.recorder", **kwargs), registry=registry)
+    model = build_checked(_single_block("test.recorder", **kwargs), registry=registry)
 
     assert model.block.received == received
     assert {k: type(v) for k, v in model.block.received.items()} == {k: type(v) for k, v in received.items()}
@@ -364,7 +353,7 @@ def test_registry_policy_rejects(policy: Any, kwargs: dict[str, Any], message: s
     registry.register_module("test.recorder", Recorder, signature_policy=policy)
 
     with pytest.raises(SpecError) as info:
-        _build(_single_block("test.recorder", **kwargs), registry=registry)
+        build_checked(_single_block("test.recorder", **kwargs), registry=registry)
 
     assert str(info.value) == message
 
@@ -373,7 +362,7 @@ def test_registry_policy_none_passes_anything_through() -> None:
     registry = Registry()
     registry.register_module("test.open", OpenRecorder, signature_policy="none")
 
-    model = _build(
+    model = build_checked(
         _single_block("test.open", width="w", extra=[1, "2"], nested={"a": None}), registry=registry
     )
 
@@ -385,7 +374,7 @@ def test_registry_var_keyword_admits_extra_names(policy: Any) -> None:
     registry = Registry()
     registry.register_module("test.open", OpenRecorder, signature_policy=policy)
 
-    model = _build(_single_block("test.open", width=4, colour="red", depth=3), registry=registry)
+    model = build_checked(_single_block("test.open", width=4, colour="red", depth=3), registry=registry)
 
     assert model.block.received == {"width": 4, "colour": "red", "depth": 3}
 
@@ -398,13 +387,13 @@ def test_registry_parameter_is_for_that_build_only() -> None:
     registry.register_module("test.recorder", Recorder)
     spec = _single_block("test.recorder", width=3)
 
-    model = _build(spec, registry=registry)
+    model = build_checked(spec, registry=registry)
 
     assert model.block.received["width"] == 3
     assert registry.keys("module") == ["test.recorder"]  # built-ins were not added to it
     assert registry.keys("function") == []
     with pytest.raises(SpecError) as info:
-        _build(spec)
+        build_checked(spec)
     assert str(info.value) == (
         "error: model.graph.modules.block._type_: unknown block type 'test.recorder' "
         "(no block is registered under that key; is the module that registers it in imports?)"
@@ -428,7 +417,7 @@ def test_registry_parameter_not_mutated_by_spec_imports(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, module_name, raising=False)
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -450,8 +439,8 @@ def test_registry_parameter_not_mutated_by_spec_imports(
     registry = Registry()
     registry.register_module("test.recorder", Recorder)
 
-    _build(path, registry=registry)
-    _build(path, registry=registry)  # the imports' register() runs again: a no-op
+    build_checked(path, registry=registry)
+    build_checked(path, registry=registry)  # the imports' register() runs again: a no-op
 
     assert registry.keys("module") == ["test.recorder"]
 
@@ -467,7 +456,7 @@ def test_registry_parameter_conflicting_with_spec_import_is_spec_error(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, module_name, raising=False)
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -488,7 +477,7 @@ def test_registry_parameter_conflicting_with_spec_import_is_spec_error(
     registry.register_module("test.recorder", Recorder)
 
     with pytest.raises(SpecError) as info:
-        _build(path, registry=registry)
+        build_checked(path, registry=registry)
 
     assert [d.headline() for d in info.value.diagnostics] == [
         f"{path}:4:11: error: imports[0]: {module_name}.register(registry) failed: module key "
@@ -546,7 +535,7 @@ def test_registry_builtins_exclude_file_access(key: str) -> None:
 def test_registry_fn_call_to_unregistered_torch_function_is_spec_error(
     tmp_path: Path, key: str, hint: str
 ) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -559,7 +548,7 @@ def test_registry_fn_call_to_unregistered_torch_function_is_spec_error(
         """,
     )
     with pytest.raises(SpecError) as info:
-        _build(path)
+        build_checked(path)
 
     assert str(info.value) == (
         f"{path}:6:17: error: model.graph.nodes.y.call: unknown function '{key}' ({hint})\n"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import build_checked, build_error, located, write_spec
 
 from model_constructor import BuiltModel, Registry, SpecError, build_model
 
@@ -39,31 +40,12 @@ def _registry() -> Registry:
     return registry
 
 
-def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "model.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
 def _build(source: Any, **kwargs: Any) -> BuiltModel:
-    model = build_model(source, registry=_registry(), **kwargs)
-    model.graph.lint()
-    return model
+    return build_checked(source, registry=_registry(), **kwargs)
 
 
 def _error(source: Any) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        build_model(source, registry=_registry())
-    return info.value
-
-
-def _located(exc: SpecError) -> list[tuple[int, int, str, tuple[tuple[str, int, int], ...]]]:
-    out = []
-    for d in exc.diagnostics:
-        assert d.location is not None, d
-        notes = tuple((what, where.line, where.col) for what, where in d.related)
-        out.append((d.location.line, d.location.col, d.message, notes))
-    return out
+    return build_error(source, registry=_registry())
 
 
 # ---- a repeated block ---------------------------------------------------------------------------
@@ -94,7 +76,7 @@ class HandScaledStack(torch.nn.Module):
 
 
 def test_repeat_block_outputs_equal_hand_written_chain(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, BLOCK))
+    model = _build(write_spec(tmp_path, BLOCK))
     hand = HandScaledStack(3)
     hand.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn(4, 2)
@@ -103,7 +85,7 @@ def test_repeat_block_outputs_equal_hand_written_chain(tmp_path: Path) -> None:
 
 
 def test_repeat_block_state_dict_keys_and_distinct_weights(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, BLOCK))
+    model = _build(write_spec(tmp_path, BLOCK))
 
     assert list(model.state_dict()) == [f"layers.{i}.lin.{p}" for i in range(3) for p in ("weight", "bias")]
     assert isinstance(model.layers, torch.nn.ModuleList)
@@ -113,7 +95,7 @@ def test_repeat_block_state_dict_keys_and_distinct_weights(tmp_path: Path) -> No
 
 
 def test_repeat_code_unrolls_copies(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, BLOCK.replace('"${params.depth}"', "2")))
+    model = _build(write_spec(tmp_path, BLOCK.replace('"${params.depth}"', "2")))
 
     assert model.code.strip() == textwrap.dedent(
         """\
@@ -127,9 +109,9 @@ def test_repeat_code_unrolls_copies(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("depth", [1, 2, 5])
 def test_repeat_count_from_params_and_overrides(tmp_path: Path, depth: int) -> None:
-    path = _write(tmp_path, BLOCK)
+    path = write_spec(tmp_path, BLOCK)
 
-    from_params = _build(_write(tmp_path, BLOCK.replace("depth: 3", f"depth: {depth}")))
+    from_params = _build(write_spec(tmp_path, BLOCK.replace("depth: 3", f"depth: {depth}")))
     overridden = _build(path, overrides={"params.depth": depth})
 
     for model in (from_params, overridden):
@@ -140,7 +122,7 @@ def test_repeat_count_from_params_and_overrides(tmp_path: Path, depth: int) -> N
 
 
 def test_repeat_index_per_copy_in_block_arguments(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -166,7 +148,7 @@ def test_repeat_index_per_copy_in_block_arguments(tmp_path: Path) -> None:
 
 
 def test_repeat_without_index_builds_equal_copies(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, BLOCK))
+    model = _build(write_spec(tmp_path, BLOCK))
 
     assert [layer.lin.in_features for layer in model.layers] == [2, 2, 2]
 
@@ -226,7 +208,7 @@ class HandResidualStack(torch.nn.Module):
 
 
 def test_repeat_subgraph_outputs_equal_hand_written(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, SUBGRAPH))
+    model = _build(write_spec(tmp_path, SUBGRAPH))
     hand = HandResidualStack()
     hand.load_state_dict(model.state_dict(), strict=True)
     x, gate = torch.randn(2, 4), torch.randn(2, 4)
@@ -235,7 +217,7 @@ def test_repeat_subgraph_outputs_equal_hand_written(tmp_path: Path) -> None:
 
 
 def test_repeat_subgraph_keys_and_index_per_copy(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, SUBGRAPH))
+    model = _build(write_spec(tmp_path, SUBGRAPH))
 
     assert list(model.state_dict()) == [
         f"layers.{i}.{m}.{p}" for i in range(3) for m in ("up", "down") for p in ("weight", "bias")
@@ -246,7 +228,7 @@ def test_repeat_subgraph_keys_and_index_per_copy(tmp_path: Path) -> None:
 
 
 def test_repeat_subgraph_forward_error_names_copy_and_definition_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, SUBGRAPH)
+    path = write_spec(tmp_path, SUBGRAPH)
     model = _build(path)
     model.layers[1].down = torch.nn.Linear(5, 4)  # copy 1's hidden is 3
 
@@ -256,7 +238,7 @@ def test_repeat_subgraph_forward_error_names_copy_and_definition_line(tmp_path: 
 
 
 def test_repeat_block_forward_error_names_copy(tmp_path: Path) -> None:
-    path = _write(tmp_path, BLOCK)
+    path = write_spec(tmp_path, BLOCK)
     model = _build(path)
     model.layers[2].lin = torch.nn.Linear(3, 2)
 
@@ -266,7 +248,7 @@ def test_repeat_block_forward_error_names_copy(tmp_path: Path) -> None:
 
 
 def test_repeat_self_ref_reads_one_copy(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -289,8 +271,10 @@ def test_repeat_self_ref_reads_one_copy(tmp_path: Path) -> None:
     assert len(model.state_dict()) == 2
 
     broken = path.read_text().replace("layers.1.weight", "layers.5.weight")
-    exc = _error(_write(tmp_path, broken))
-    assert _located(exc) == [(9, 41, "'$self.layers.5.weight': layers (ModuleList) has no attribute '5'", ())]
+    exc = _error(write_spec(tmp_path, broken))
+    assert located(exc, hint=False, notes=True) == [
+        (9, 41, "'$self.layers.5.weight': layers (ModuleList) has no attribute '5'", ())
+    ]
 
 
 # ---- errors ------------------------------------------------------------------------------------------
@@ -325,19 +309,21 @@ COUNT = """\
     ],
 )
 def test_repeat_count_invalid_is_spec_error(tmp_path: Path, count: str, shown: str) -> None:
-    exc = _error(_write(tmp_path, COUNT % count))
+    exc = _error(write_spec(tmp_path, COUNT % count))
 
-    assert _located(exc) == [(7, 47, f"_repeat_ must be a whole number from 1 to 10000, got {shown}", ())]
+    assert located(exc, hint=False, notes=True) == [
+        (7, 47, f"_repeat_ must be a whole number from 1 to 10000, got {shown}", ())
+    ]
 
 
 def test_repeat_count_upper_bound_is_accepted(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, COUNT % "10000"), device="meta")
+    model = _build(write_spec(tmp_path, COUNT % "10000"), device="meta")
 
     assert len(model.layers) == 10_000
 
 
 def test_repeat_count_from_subgraph_argument_checked_per_instance(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -363,7 +349,7 @@ def test_repeat_count_from_subgraph_argument_checked_per_instance(tmp_path: Path
         """,
     )
 
-    assert _located(_error(path)) == [
+    assert located(_error(path), hint=False, notes=True) == [
         (
             8,
             49,
@@ -423,16 +409,18 @@ def test_repeat_error_inside_repeated_block_at_its_own_line(
               h: {{call: module:layers, args: [$f]}}
             outputs: [$h]
     """
-    exc = _error(_write(tmp_path, text))
+    exc = _error(write_spec(tmp_path, text))
 
-    assert [(line, col, message, notes) for line, col, message, notes in _located(exc)] == expected
+    assert [
+        (line, col, message, notes) for line, col, message, notes in located(exc, hint=False, notes=True)
+    ] == expected
 
 
 def test_repeat_error_inside_repeated_subgraph_body_at_definition_line(tmp_path: Path) -> None:
     text = SUBGRAPH.replace('out_features: "${args.hidden}"}', 'out_features: "${args.hidden}", bais: true}')
-    exc = _error(_write(tmp_path, text))
+    exc = _error(write_spec(tmp_path, text))
 
-    assert _located(exc) == [
+    assert located(exc, hint=False, notes=True) == [
         (
             9,
             95,
@@ -447,7 +435,7 @@ def test_repeat_error_inside_repeated_subgraph_body_at_definition_line(tmp_path:
 
 
 def test_repeat_constructor_error_names_copy(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path, COUNT.replace("{_type_: nn.Identity", '{_type_: nn.Dropout, p: "${index * 0.6}"') % 3
     )
 
@@ -461,9 +449,9 @@ def test_repeat_constructor_error_names_copy(tmp_path: Path) -> None:
 
 def test_repeat_subgraph_with_tuple_return_is_spec_error(tmp_path: Path) -> None:
     text = SUBGRAPH.replace("outputs: [$r]", "outputs: [$r, $u]\n          return: tuple")
-    exc = _error(_write(tmp_path, text))
+    exc = _error(write_spec(tmp_path, text))
 
-    assert _located(exc) == [(27, 17, "repeated module 'layers' returns a tuple", ())]
+    assert located(exc, hint=False, notes=True) == [(27, 17, "repeated module 'layers' returns a tuple", ())]
     assert exc.diagnostics[0].hint == "a repeated sub-graph must have return: single, to feed the next copy"
 
 
@@ -476,9 +464,9 @@ def test_repeat_called_without_positional_input_is_spec_error(
     tmp_path: Path, call: str, missing: list[str]
 ) -> None:
     text = SUBGRAPH.replace("{call: module:layers, args: [$x], kwargs: {gate: $gate}}", call)
-    exc = _error(_write(tmp_path, text))
+    exc = _error(write_spec(tmp_path, text))
 
-    assert _located(exc) == [
+    assert located(exc, hint=False, notes=True) == [
         (26, 10, "repeated module 'layers' needs its first input in args", ()),
         *(
             (26, 10, f"missing input(s) {names} for sub-graph module 'layers' (inputs: x, gate)", ())

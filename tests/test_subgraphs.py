@@ -4,8 +4,6 @@ argument checks, errors located inside the definition, copies, compile and expor
 
 from __future__ import annotations
 
-import copy
-import pickle
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -13,42 +11,11 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import build_checked, build_error, located, roundtrip_deepcopy, roundtrip_pickle, write_spec
 
-from model_constructor import BuiltModel, SpecError, SpecWarning, build_model, load_spec
+from model_constructor import BuiltModel, SpecWarning, load_spec
 
 # ---- helpers --------------------------------------------------------------------------------
-
-
-def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "model.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def _build(source: Any, **kwargs: Any) -> BuiltModel:
-    """build_model, then the graph invariants every build must keep."""
-    model = build_model(source, **kwargs)
-    model.graph.lint()
-    return model
-
-
-def _error(source: Any) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        build_model(source)
-    return info.value
-
-
-Related = tuple[tuple[str, int, int], ...]
-
-
-def _located(exc: SpecError) -> list[tuple[int, int, str, str | None, Related]]:
-    """(line, col, message, hint, notes) of each diagnostic; notes as (text, line, col)."""
-    out = []
-    for d in exc.diagnostics:
-        assert d.location is not None, d
-        notes = tuple((what, where.line, where.col) for what, where in d.related)
-        out.append((d.location.line, d.location.col, d.message, d.hint, notes))
-    return out
 
 
 class HandMLP(torch.nn.Module):
@@ -107,7 +74,7 @@ MLP = """\
 
 
 def test_subgraph_outputs_equal_hand_written(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, MLP))
+    model = build_checked(write_spec(tmp_path, MLP))
     hand = HandModel()
     hand.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn(3, 4)
@@ -116,7 +83,7 @@ def test_subgraph_outputs_equal_hand_written(tmp_path: Path) -> None:
 
 
 def test_subgraph_state_dict_keys_nest(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, MLP))
+    model = build_checked(write_spec(tmp_path, MLP))
 
     assert list(model.state_dict()) == [
         "enc.up.weight",
@@ -135,7 +102,7 @@ def test_subgraph_state_dict_keys_nest(tmp_path: Path) -> None:
 
 def test_subgraph_used_twice_has_separate_weights(tmp_path: Path) -> None:
     text = MLP.replace("hidden: 6}", "}")  # two instances with the same arguments
-    model = _build(_write(tmp_path, text))
+    model = build_checked(write_spec(tmp_path, text))
     params = dict(model.named_parameters())
 
     assert params["enc.up.weight"].shape == params["dec.up.weight"].shape
@@ -146,7 +113,7 @@ def test_subgraph_used_twice_has_separate_weights(tmp_path: Path) -> None:
 
 
 def test_subgraph_code_inlines_the_body(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -171,7 +138,7 @@ def test_subgraph_code_inlines_the_body(tmp_path: Path) -> None:
             outputs: [$r]
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
 
     assert model.code.strip() == textwrap.dedent(
         """\
@@ -233,7 +200,7 @@ RETURNS = """\
 def test_subgraph_tuple_and_dict_returns_indexed_by_caller(
     tmp_path: Path, outputs: str, returns: str, expected: Callable[[torch.Tensor, torch.Tensor], Any]
 ) -> None:
-    model = _build(_write(tmp_path, RETURNS % (outputs, returns)))
+    model = build_checked(write_spec(tmp_path, RETURNS % (outputs, returns)))
     x = torch.randn(2, 3)
     h = model.p.lin(x)
 
@@ -252,15 +219,15 @@ def test_subgraph_tuple_and_dict_returns_indexed_by_caller(
 def test_subgraph_return_index_that_does_not_fit_is_spec_error(
     tmp_path: Path, ref: str, message: str, hint: str
 ) -> None:
-    exc = _error(_write(tmp_path, RETURNS % (ref, "single")))
+    exc = build_error(write_spec(tmp_path, RETURNS % (ref, "single")))
 
     # outputs is on line 28; `[` at column 14, the ref after it.
-    assert _located(exc) == [(28, 15, message, hint, ())]
+    assert located(exc, notes=True) == [(28, 15, message, hint, ())]
     assert exc.diagnostics[0].span == len(ref)
 
 
 def test_subgraph_inputs_by_kwargs(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -282,7 +249,7 @@ def test_subgraph_inputs_by_kwargs(tmp_path: Path) -> None:
             outputs: [$named]
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
     x, y = torch.randn(3), torch.randn(3)
 
     torch.testing.assert_close(model(x, y), y * 2.0 + (x * y + 1.0))
@@ -315,7 +282,7 @@ def test_subgraph_inputs_by_kwargs(tmp_path: Path) -> None:
     ids=["too-many", "unknown", "twice", "missing"],
 )
 def test_subgraph_call_inputs_checked(tmp_path: Path, call: str, message: str, col: int) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -336,9 +303,9 @@ def test_subgraph_call_inputs_checked(tmp_path: Path, call: str, message: str, c
             outputs: [$out]
         """,
     )
-    exc = _error(path)
+    exc = build_error(path)
 
-    assert [(line, c, m) for line, c, m, _, _ in _located(exc)] == [(15, col, message)]
+    assert [(line, c, m) for line, c, m, _, _ in located(exc, notes=True)] == [(15, col, message)]
 
 
 NESTED = """\
@@ -376,7 +343,7 @@ NESTED = """\
 
 
 def test_subgraph_nested_in_another(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, NESTED))
+    model = build_checked(write_spec(tmp_path, NESTED))
     x = torch.randn(2, 3)
     first, second = model.block.first.lin, model.block.second.lin
 
@@ -452,7 +419,7 @@ LOOP = """\
     ],
 )
 def test_subgraph_that_contains_itself_is_spec_error(tmp_path: Path, inner: str, expected: list[Any]) -> None:
-    assert _located(_error(_write(tmp_path, LOOP % inner))) == expected
+    assert located(build_error(write_spec(tmp_path, LOOP % inner)), notes=True) == expected
 
 
 # ---- sub-graph types and arguments --------------------------------------------------------------
@@ -563,13 +530,13 @@ ARGS = """\
     ],
 )
 def test_subgraph_type_and_arguments_checked(tmp_path: Path, instance: str, expected: list[Any]) -> None:
-    exc = _error(_write(tmp_path, ARGS % instance))
+    exc = build_error(write_spec(tmp_path, ARGS % instance))
 
-    assert [(line, col, m, h) for line, col, m, h, _ in _located(exc)] == expected
+    assert [(line, col, m, h) for line, col, m, h, _ in located(exc, notes=True)] == expected
 
 
 def test_subgraph_unknown_name_without_graphs_is_spec_error(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -584,16 +551,16 @@ def test_subgraph_unknown_name_without_graphs_is_spec_error(tmp_path: Path) -> N
         """,
     )
 
-    assert [(line, col, m, h) for line, col, m, h, _ in _located(_error(path))] == [
+    assert [(line, col, m, h) for line, col, m, h, _ in located(build_error(path), notes=True)] == [
         (6, 19, "unknown sub-graph 'mlp'", "define it under model.graphs (defined: none)")
     ]
 
 
 def test_subgraph_default_is_type_checked_at_its_definition(tmp_path: Path) -> None:
     text = ARGS.replace("default: 0.0}", 'default: "none"}') % '{_type_: "graph:mlp", width: 4}'
-    exc = _error(_write(tmp_path, text))
+    exc = build_error(write_spec(tmp_path, text))
 
-    assert [(line, col, m) for line, col, m, _, _ in _located(exc)] == [
+    assert [(line, col, m) for line, col, m, _, _ in located(exc, notes=True)] == [
         (
             7,
             41,
@@ -603,8 +570,8 @@ def test_subgraph_default_is_type_checked_at_its_definition(tmp_path: Path) -> N
 
 
 def test_subgraph_default_is_used_and_can_be_overridden(tmp_path: Path) -> None:
-    default = _build(_write(tmp_path, ARGS % '{_type_: "graph:mlp", width: 4}'))
-    given = _build(_write(tmp_path, ARGS % '{_type_: "graph:mlp", width: 4, dropout: 0.25}'))
+    default = build_checked(write_spec(tmp_path, ARGS % '{_type_: "graph:mlp", width: 4}'))
+    given = build_checked(write_spec(tmp_path, ARGS % '{_type_: "graph:mlp", width: 4, dropout: 0.25}'))
 
     assert default.m.drop.p == 0.0
     assert given.m.drop.p == 0.25
@@ -711,9 +678,9 @@ def test_subgraph_default_is_used_and_can_be_overridden(tmp_path: Path) -> None:
 def test_subgraph_deferred_interpolation_outside_its_scope_is_located_error(
     tmp_path: Path, text: str, expected: list[tuple[int, int, str]]
 ) -> None:
-    exc = _error(_write(tmp_path, text))
+    exc = build_error(write_spec(tmp_path, text))
 
-    assert [(line, col, m) for line, col, m, _, _ in _located(exc)] == expected
+    assert [(line, col, m) for line, col, m, _, _ in located(exc, notes=True)] == expected
 
 
 # ---- errors inside a definition -------------------------------------------------------------------
@@ -743,11 +710,11 @@ FAULTY = """\
 
 
 def test_subgraph_body_errors_located_in_definition_once_with_instance_note(tmp_path: Path) -> None:
-    path = _write(tmp_path, FAULTY)
-    exc = _error(path)
+    path = write_spec(tmp_path, FAULTY)
+    exc = build_error(path)
 
     note = (("in the instance model.graph.modules.a", 15, 10),)
-    assert _located(exc) == [
+    assert located(exc, notes=True) == [
         (8, 63, "unknown argument 'out_feature' for block 'nn.Linear'", "did you mean 'out_features'?", note),
         (10, 37, "unknown reference '$y'", "known names: x", note),
     ]
@@ -765,7 +732,7 @@ def test_subgraph_body_errors_located_in_definition_once_with_instance_note(tmp_
 
 
 def test_subgraph_body_error_of_one_instance_names_that_instance(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -791,7 +758,7 @@ def test_subgraph_body_error_of_one_instance_names_that_instance(tmp_path: Path)
         """,
     )
 
-    assert _located(_error(path)) == [
+    assert located(build_error(path), notes=True) == [
         (
             8,
             41,
@@ -806,10 +773,10 @@ def test_subgraph_unused_module_warned_once(tmp_path: Path) -> None:
     text = MLP.replace(
         "act: {_type_: nn.ReLU}", "act: {_type_: nn.ReLU}\n            spare: {_type_: nn.Identity}"
     )
-    path = _write(tmp_path, text)
+    path = write_spec(tmp_path, text)
 
     with pytest.warns(SpecWarning) as record:
-        model = _build(path)
+        model = build_checked(path)
 
     assert [str(w.message).splitlines()[0] for w in record] == [
         f"{path}:13:9: warning: model.graphs.mlp.modules.spare: module 'spare' is never called "
@@ -824,16 +791,16 @@ def test_subgraph_module_named_like_a_container_attribute_is_spec_error(tmp_path
     text = MLP.replace("act: {_type_: nn.ReLU}", f"{name}: {{_type_: nn.ReLU}}").replace(
         "module:act", f"module:{name}"
     )
-    exc = _error(_write(tmp_path, text))
+    exc = build_error(write_spec(tmp_path, text))
 
-    assert [(line, col, m) for line, col, m, _, _ in _located(exc)] == [
+    assert [(line, col, m) for line, col, m, _, _ in located(exc, notes=True)] == [
         (12, 9, f"module name {name!r} is reserved by the built model")
     ]
 
 
 def test_subgraph_forward_error_names_inlined_node_and_definition_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, MLP)
-    model = _build(path)
+    path = write_spec(tmp_path, MLP)
+    model = build_checked(path)
 
     with pytest.raises(RuntimeError, match="cannot be multiplied") as info:
         model(torch.randn(2, 5))
@@ -846,7 +813,7 @@ def test_subgraph_forward_error_names_inlined_node_and_definition_line(tmp_path:
 
 
 def test_subgraph_container_called_directly_is_type_error(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, MLP))
+    model = build_checked(write_spec(tmp_path, MLP))
 
     with pytest.raises(TypeError) as info:
         model.enc(torch.randn(2, 4))
@@ -874,7 +841,7 @@ TIED = """\
 
 
 def test_self_ref_ties_weights(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, TIED % "$self.emb.weight"))
+    model = build_checked(write_spec(tmp_path, TIED % "$self.emb.weight"))
     tokens = torch.tensor([[1, 2, 3]])
 
     assert list(model.state_dict()) == ["emb.weight", "norm.weight", "norm.bias"]
@@ -884,7 +851,7 @@ def test_self_ref_ties_weights(tmp_path: Path) -> None:
 
 
 def test_self_ref_gradient_flows_from_both_uses(tmp_path: Path) -> None:
-    model = _build(_write(tmp_path, TIED % "$self.emb.weight"))
+    model = build_checked(write_spec(tmp_path, TIED % "$self.emb.weight"))
     tokens = torch.tensor([[1, 2]])
     F = torch.nn.functional
     weight = model.emb.weight.detach().clone().requires_grad_()
@@ -902,7 +869,7 @@ def test_self_ref_gradient_flows_from_both_uses(tmp_path: Path) -> None:
 
 
 def test_self_ref_only_use_is_not_warned_as_uncalled(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -916,7 +883,7 @@ def test_self_ref_only_use_is_not_warned_as_uncalled(tmp_path: Path) -> None:
             outputs: [$y]
         """,
     )
-    model = _build(path)  # pyproject turns a SpecWarning into an error
+    model = build_checked(path)  # pyproject turns a SpecWarning into an error
     x = torch.randn(4, 3)
 
     torch.testing.assert_close(model(x), model.head(x), rtol=0, atol=0)
@@ -934,15 +901,15 @@ def test_self_ref_only_use_is_not_warned_as_uncalled(tmp_path: Path) -> None:
     ],
 )
 def test_self_ref_unknown_module_is_spec_error(tmp_path: Path, ref: str, message: str, hint: str) -> None:
-    exc = _error(_write(tmp_path, TIED % ref))
+    exc = build_error(write_spec(tmp_path, TIED % ref))
 
-    assert _located(exc) == [(11, 46, message, hint, ())]
+    assert located(exc, notes=True) == [(11, 46, message, hint, ())]
 
 
 def test_self_ref_unknown_attribute_is_spec_error_at_build(tmp_path: Path) -> None:
-    exc = _error(_write(tmp_path, TIED % "$self.emb.wieght"))
+    exc = build_error(write_spec(tmp_path, TIED % "$self.emb.wieght"))
 
-    assert _located(exc) == [
+    assert located(exc, notes=True) == [
         (
             11,
             46,
@@ -955,7 +922,7 @@ def test_self_ref_unknown_attribute_is_spec_error_at_build(tmp_path: Path) -> No
 
 
 def test_self_ref_inside_subgraph_reads_the_instance_module(tmp_path: Path) -> None:
-    path = _write(
+    path = write_spec(
         tmp_path,
         """\
         schema_version: 1
@@ -981,7 +948,7 @@ def test_self_ref_inside_subgraph_reads_the_instance_module(tmp_path: Path) -> N
             outputs: [$s]
         """,
     )
-    model = _build(path)
+    model = build_checked(path)
     tokens = torch.tensor([0, 4])
     F = torch.nn.functional
 
@@ -1044,7 +1011,7 @@ EVERYTHING = """\
 @pytest.fixture
 def everything(tmp_path: Path) -> BuiltModel:
     torch.manual_seed(0)
-    return _build(_write(tmp_path, EVERYTHING)).eval()
+    return build_checked(write_spec(tmp_path, EVERYTHING)).eval()
 
 
 def test_subgraph_everything_state_dict_keys(everything: BuiltModel) -> None:
@@ -1065,15 +1032,7 @@ def test_subgraph_everything_state_dict_keys(everything: BuiltModel) -> None:
     assert [layer.drop.p for layer in everything.layers] == [0.0, 0.25]
 
 
-def _roundtrip_deepcopy(model: BuiltModel) -> BuiltModel:
-    return copy.deepcopy(model)
-
-
-def _roundtrip_pickle(model: BuiltModel) -> BuiltModel:
-    return pickle.loads(pickle.dumps(model))
-
-
-@pytest.mark.parametrize("roundtrip", [_roundtrip_deepcopy, _roundtrip_pickle], ids=["deepcopy", "pickle"])
+@pytest.mark.parametrize("roundtrip", [roundtrip_deepcopy, roundtrip_pickle], ids=["deepcopy", "pickle"])
 def test_subgraph_copy_keeps_code_weights_and_outputs(
     everything: BuiltModel, roundtrip: Callable[[BuiltModel], BuiltModel]
 ) -> None:
@@ -1116,7 +1075,7 @@ def test_subgraph_export_matches_eager(everything: BuiltModel) -> None:
 
 
 def test_subgraph_load_spec_checks_without_building(tmp_path: Path) -> None:
-    spec = load_spec(_write(tmp_path, MLP))
+    spec = load_spec(write_spec(tmp_path, MLP))
 
     assert list(spec.model.graphs) == ["mlp"]
     assert spec.model.graph.modules["dec"].kwargs == {"width": 4, "hidden": 6}

@@ -11,14 +11,12 @@ elsewhere: the dotted boundary and import order (test_imports.py), tags on value
 from __future__ import annotations
 
 import sys
-import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from model_constructor import SpecError, load_spec
+from helpers import load_error, located, write_spec
 
 PLAIN_DATA_HINT = "specs hold plain data only: mappings, lists, strings, numbers, booleans, null"
 UNKNOWN_BLOCK_HINT = "no block is registered under that key; is the module that registers it in imports?"
@@ -41,26 +39,6 @@ def sentinel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     sys.modules.pop(name, None)
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def located(exc: SpecError) -> list[tuple[int, int, str, str | None]]:
-    out = []
-    for diagnostic in exc.diagnostics:
-        assert diagnostic.location is not None, diagnostic
-        out.append((diagnostic.location.line, diagnostic.location.col, diagnostic.message, diagnostic.hint))
-    return out
-
-
-def load_error(path: Path, **kwargs: object) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_spec(path, **kwargs)  # type: ignore[arg-type]
-    return info.value
-
-
 DOTTED_PATHS = [
     "os.system",
     "builtins.eval",
@@ -79,7 +57,7 @@ def test_trust_boundary_type_that_looks_like_a_dotted_path_refused(
     tmp_path: Path, sentinel: str, target: str
 ) -> None:
     target = target.replace("SENTINEL", sentinel)
-    path = write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -102,7 +80,7 @@ def test_trust_boundary_nested_type_that_looks_like_a_dotted_path_refused(
     tmp_path: Path, sentinel: str, target: str
 ) -> None:
     target = target.replace("SENTINEL", sentinel)
-    path = write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -129,7 +107,7 @@ def test_trust_boundary_fn_that_looks_like_a_dotted_path_refused(
     tmp_path: Path, sentinel: str, target: str
 ) -> None:
     target = target.replace("SENTINEL", sentinel)
-    path = write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -147,7 +125,7 @@ def test_trust_boundary_fn_that_looks_like_a_dotted_path_refused(
 
 @pytest.mark.parametrize("method", ["__class__", "__reduce__", "_make_subclass", "__init__"])
 def test_trust_boundary_private_tensor_method_refused(tmp_path: Path, method: str) -> None:
-    path = write(
+    path = write_spec(
         tmp_path,
         f"""\
         schema_version: 1
@@ -219,7 +197,7 @@ def test_trust_boundary_python_tag_refused(tmp_path: Path, text: str, line: int,
     marker = tmp_path / "ran"
     graph = "model: {graph: {inputs: [x], nodes: {h: {call: 'method:relu', args: [$x]}}, outputs: [$h]}}\n"
     body = text.format(marker=marker)
-    path = write(tmp_path, body + (graph if body.startswith(("schema", "%")) else ""))
+    path = write_spec(tmp_path, body + (graph if body.startswith(("schema", "%")) else ""))
     assert located(load_error(path)) == [(line, col, f"YAML tag {tag!r} is not allowed", PLAIN_DATA_HINT)]
     assert not marker.exists()
 
@@ -228,7 +206,7 @@ def test_trust_boundary_python_tag_refused(tmp_path: Path, text: str, line: int,
 
 
 def prefixes_spec(tmp_path: Path, written: str) -> Path:
-    return write(
+    return write_spec(
         tmp_path,
         f"""\
         schema_version: 1
