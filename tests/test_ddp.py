@@ -14,6 +14,7 @@ must match the unsharded model with the same weights.
 from __future__ import annotations
 
 import copy
+import os
 import socket
 from typing import Any
 
@@ -82,9 +83,16 @@ def _batch(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _leave_together() -> None:
-    # A rank that tears its group down while the other is still in its last collective makes
-    # gloo abort the other ("terminate called without an active exception"): wait for both.
+    """End a rank that passed, once both have.
+
+    A rank that tears its group down while the other is still in its last collective makes
+    gloo abort the other ("terminate called without an active exception"), and so, now and
+    then, do gloo's own C++ destructors at interpreter exit even after a barrier (seen in CI
+    here). So both wait for each other, then leave without running destructors: the OS
+    closes the sockets. A rank that failed raises instead, and mp reports it.
+    """
     dist.barrier()
+    os._exit(0)
 
 
 def _worker(rank: int, port: int) -> None:
@@ -119,8 +127,9 @@ def _worker(rank: int, port: int) -> None:
         for other in gathered[1:]:
             torch.testing.assert_close(other, gathered[0], rtol=0, atol=0)
         _leave_together()
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
 
 
 def _fsdp_worker(rank: int, port: int) -> None:
@@ -157,8 +166,9 @@ def _fsdp_worker(rank: int, port: int) -> None:
             assert sharded.grad is not None, name
             torch.testing.assert_close(sharded.grad.full_tensor(), plain.grad, msg=name)
         _leave_together()
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
 
 
 def _spawn(worker: Any) -> None:
