@@ -31,10 +31,10 @@ from .graph import (
 )
 from .instances import MAX_MODULES, check_indexes, planned_modules
 from .load import LoadedSpec
-from .plan import GraphPlan, ModulePlan, NodePlan
+from .plan import GraphPlan, ModulePlan, NodePlan, SubgraphPlan
 from .registry import Registry
 from .source import SourceMap
-from .spec import GraphSpec
+from .spec import GraphSpec, ModuleSpec
 
 GRAPH_PATH: ConfigPath = ("model", "graph")
 # Names the generated forward reads as globals (fx's `_custom_builtins`). Inputs become
@@ -86,13 +86,42 @@ def check(loaded: LoadedSpec, registry: Registry) -> GraphPlan:
     checker = Checker(
         registry, loaded.source_map, loaded.sources, spec.model.graphs, spec.params, _check_graph
     )
-    plan = _check_graph(checker, spec.model.graph, GRAPH_PATH)
+    top = spec.model.graph
+    plan = (
+        _check_graph(checker, top, GRAPH_PATH) if isinstance(top, GraphSpec) else _top_instance(checker, top)
+    )
     if checker.problems or plan is None:
         raise SpecError(_unique(checker.problems), loaded.sources)
     if (count := planned_modules(plan)) > MAX_MODULES:  # NOTE: [Instance bounds]
         message = f"spec too large: it builds {count} modules, over the limit of {MAX_MODULES}"
         raise SpecError([loaded.diagnostic((*GRAPH_PATH, "modules"), message)], loaded.sources)
     return dataclasses.replace(plan, warnings=tuple(_unique(checker.warnings)))
+
+
+def _top_instance(checker: Checker, spec: ModuleSpec) -> GraphPlan | None:
+    """`model.graph: {_type_: graph:NAME, ...}`: that sub-graph's modules are the model's."""
+    if spec.subgraph is None or spec.repeat_ is not None:
+        checker.report(
+            (*GRAPH_PATH, "_repeat_" if spec.repeat_ is not None else "_type_"),
+            "model.graph must be a graph, or one instance of a sub-graph (_type_: graph:NAME)",
+            hint="declare blocks under model.graph.modules",
+        )
+        return None
+    instance = checker.single(spec, GRAPH_PATH)
+    if not isinstance(instance, SubgraphPlan):
+        return None
+    # Checked as a sub-graph's body, its module names were held to Subgraph's attributes;
+    # as the model's children they must not shadow the model's.
+    reserved = reserved_names(True)
+    for name in instance.graph.modules:
+        if name in reserved:
+            checker.report(
+                ("model", "graphs", instance.name, "modules", name),
+                f"module name {name!r} is reserved by the built model",
+                key=True,
+                hint="rename it",
+            )
+    return None if checker.problems else instance.graph
 
 
 def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

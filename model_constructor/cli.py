@@ -108,7 +108,8 @@ def _summary(args: argparse.Namespace) -> int:
     # On the meta device: parameters have shapes but no storage, so a config of billions of
     # parameters is summarized in seconds without allocating them.
     model = build_model(args.file, device="meta", **_load_options(args))
-    written = model.spec.model.graph.modules
+    top = model.spec.model.top_graph
+    written = top.modules if top is not None else {}
     rows = [
         _Row(
             name,

@@ -32,8 +32,13 @@ class _Cluster:
 
 def diagram(spec: ModelSpec, format: DiagramFormat) -> str:
     """The diagram of `spec`'s graph, and of each of its sub-graphs, in `format`."""
-    clusters = [_cluster(spec.model.graph, None, "")]
-    clusters += [_cluster(graph, f"graph:{name}", f"{name}__") for name, graph in spec.model.graphs.items()]
+    top = spec.model.top_graph
+    clusters = [_cluster(top, None, "")] if top is not None else []
+    clusters += [
+        _cluster(graph, f"graph:{name}", f"{name}__")
+        for name, graph in spec.model.graphs.items()
+        if graph is not top  # `model.graph` instantiates it: drawn once, as the model
+    ]
     return _mermaid(clusters) if format == "mermaid" else _dot(clusters)
 
 

@@ -161,13 +161,18 @@ def _allowed_keys(root: type[BaseModel], path: ConfigPath) -> list[str]:
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model class `annotation` names, directly or in a union such as `Settings | None`."""
+    """The model class `annotation` names, directly or in a union such as `Settings | None`
+    (the first one of a tagged union such as `model.graph`'s, members unwrapped)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     # Only a union: `dict[str, NodeSpec]` holds NodeSpecs under its keys, it is not one.
     if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
         return None
     for arg in typing.get_args(annotation):
+        if typing.get_origin(arg) is typing.Annotated:
+            arg = typing.get_args(arg)[0]
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg
     return None

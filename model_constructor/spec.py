@@ -11,7 +11,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetJsonSchemaHandler,
+    Tag,
+    model_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
@@ -230,6 +239,22 @@ class SubgraphSpec(GraphSpec):
     )
 
 
+def _graph_or_instance_schema(schema: dict[str, Any]) -> None:
+    # `_type_` decides, as in _graph_or_instance. A `oneOf` would report any fault inside the
+    # graph as "not valid under any of the given schemas" at `model.graph`; if/then/else lets
+    # a validator (and an editor) report it where it is.
+    graph, instance = schema.pop("oneOf")
+    schema.update({"if": {"required": ["_type_"]}, "then": instance, "else": graph})
+
+
+def _graph_or_instance(value: Any) -> str:
+    # The tags hold brackets so that error paths leave them out, as other union tags
+    # (load.py `_data_path`).
+    if isinstance(value, ModuleSpec) or (isinstance(value, dict) and "_type_" in value):
+        return "[instance]"
+    return "[graph]"
+
+
 class ModelSection(_Section):
     """The model to build."""
 
@@ -237,7 +262,25 @@ class ModelSection(_Section):
         default_factory=dict,
         description="Reusable sub-graphs by name, used as modules with `_type_: graph:NAME`.",
     )
-    graph: GraphSpec = Field(description="The top-level graph; its modules are the model's children.")
+    graph: Annotated[
+        Annotated[GraphSpec, Tag("[graph]")] | Annotated[ModuleSpec, Tag("[instance]")],
+        Discriminator(_graph_or_instance),
+    ] = Field(
+        description=(
+            "The top-level graph; its modules are the model's children. Or an instance of a "
+            "sub-graph, `{_type_: graph:NAME, ...args}`, whose modules then are the model's "
+            "children (so one file can offer variants, chosen by a param)."
+        ),
+        json_schema_extra=_graph_or_instance_schema,
+    )
+
+    @property
+    def top_graph(self) -> GraphSpec | None:
+        """The graph whose modules are the model's children: `graph`, or the sub-graph it
+        instantiates (None if no sub-graph of that name is defined)."""
+        if isinstance(self.graph, GraphSpec):
+            return self.graph
+        return self.graphs.get(self.graph.subgraph or "")
 
 
 class ModelSpec(_Section):

@@ -58,7 +58,7 @@ NORM_FIRST = pytest.mark.parametrize(
 
 
 def _encoder_layer(layer: str) -> BuiltModel:
-    return _build("transformer_encoder.yaml", {"model.graph.modules.layer._type_": f"graph:{layer}"})
+    return _build("transformer_encoder.yaml", layer=layer)
 
 
 @NORM_FIRST
@@ -69,10 +69,9 @@ def test_transformer_encoder_loads_torch_state_dict_strict(norm_first: bool, lay
     )
     model = _encoder_layer(layer)
 
-    # The instance `layer` holds exactly torch's modules; the model holds them under `layer.`.
-    assert list(model.layer.state_dict()) == list(reference.state_dict())
-    model.layer.load_state_dict(reference.state_dict(), strict=True)
-    model.load_state_dict({f"layer.{k}": v for k, v in reference.state_dict().items()}, strict=True)
+    # `model.graph` instantiates the sub-graph, so its modules are the model's own children.
+    assert list(model.state_dict()) == list(reference.state_dict())
+    model.load_state_dict(reference.state_dict(), strict=True)
 
 
 @NORM_FIRST
@@ -82,7 +81,7 @@ def test_transformer_encoder_matches_torch_outputs(norm_first: bool, layer: str)
         d_model=64, nhead=4, dim_feedforward=128, dropout=0.0, batch_first=True, norm_first=norm_first
     ).eval()
     model = _encoder_layer(layer).eval()
-    model.layer.load_state_dict(reference.state_dict(), strict=True)
+    model.load_state_dict(reference.state_dict(), strict=True)
     src = torch.randn(2, 5, 64)
 
     # With grad enabled torch runs its Python path; under no_grad, its fused fast path.
@@ -94,7 +93,7 @@ def test_transformer_encoder_matches_torch_outputs(norm_first: bool, layer: str)
 def test_transformer_encoder_default_is_post_norm() -> None:
     model = _build("transformer_encoder.yaml")
 
-    assert model.spec.model.graph.modules["layer"].type_ == "graph:post_norm"
+    assert model.spec.model.graph.type_ == "graph:post_norm"  # type: ignore[union-attr]
     assert model.code.index(".norm1(") > model.code.index(".self_attn(")
 
 

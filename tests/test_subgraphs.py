@@ -1079,3 +1079,74 @@ def test_subgraph_load_spec_checks_without_building(tmp_path: Path) -> None:
 
     assert list(spec.model.graphs) == ["mlp"]
     assert spec.model.graph.modules["dec"].kwargs == {"width": 4, "hidden": 6}
+
+
+# ---- model.graph as an instance of a sub-graph -------------------------------------------------
+
+TOP_INSTANCE = """\
+schema_version: 1
+params: {variant: plain}
+model:
+  graphs:
+    plain:
+      args: {width: int}
+      inputs: [x]
+      modules:
+        proj: {_type_: nn.Linear, in_features: "${args.width}", out_features: "${args.width}"}
+      nodes:
+        y: {call: module:proj, args: [$x]}
+      outputs: [$y]
+    gated:
+      args: {width: int}
+      inputs: [x]
+      modules:
+        proj: {_type_: nn.Linear, in_features: "${args.width}", out_features: "${args.width}"}
+      nodes:
+        p: {call: module:proj, args: [$x]}
+        y: {call: fn:torch.mul, args: [$p, $x]}
+      outputs: [$y]
+  graph: {_type_: "graph:${params.variant}", width: 4}
+"""
+
+
+@pytest.mark.parametrize("variant", ["plain", "gated"])
+def test_subgraph_as_model_graph_modules_are_the_models(tmp_path: Path, variant: str) -> None:
+    model = build_checked(
+        write_spec(tmp_path, TOP_INSTANCE, dedent=False), overrides={"params.variant": variant}
+    )
+
+    assert list(model.state_dict()) == ["proj.weight", "proj.bias"]
+    x = torch.randn(2, 4)
+    expected = model.proj(x) * (x if variant == "gated" else 1)
+    torch.testing.assert_close(model(x), expected)
+
+
+@pytest.mark.parametrize(
+    ("graph", "expected"),
+    [
+        (
+            "{_type_: nn.Linear, in_features: 4, out_features: 4}",
+            [(22, 19, "model.graph must be a graph, or one instance of a sub-graph (_type_: graph:NAME)")],
+        ),
+        ("{_type_: 'graph:plian', width: 4}", [(22, 19, "unknown sub-graph 'plian'")]),
+        ("{_type_: 'graph:plain', widht: 4}", [(22, 34, "unknown argument 'widht' for sub-graph 'plain'")]),
+    ],
+    ids=["registry-block", "unknown-sub-graph", "misspelled-arg"],
+)
+def test_subgraph_as_model_graph_errors_are_located(
+    tmp_path: Path, graph: str, expected: list[tuple[int, int, str]]
+) -> None:
+    text = TOP_INSTANCE.replace('{_type_: "graph:${params.variant}", width: 4}', graph)
+    exc = build_error(write_spec(tmp_path, text, dedent=False))
+
+    assert located(exc, hint=False) == expected
+
+
+def test_subgraph_as_model_graph_module_name_reserved_by_the_model(tmp_path: Path) -> None:
+    text = TOP_INSTANCE.replace("        proj: {_type_", "        code: {_type_", 1).replace(
+        "module:proj, args: [$x]}\n      outputs: [$y]\n    gated",
+        "module:code, args: [$x]}\n      outputs: [$y]\n    gated",
+    )
+    exc = build_error(write_spec(tmp_path, text, dedent=False))
+
+    assert located(exc) == [(9, 9, "module name 'code' is reserved by the built model", "rename it")]
