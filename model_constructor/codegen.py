@@ -98,11 +98,7 @@ class _Emitter:
                     _FX_OPS[step.kind], target, args, kwargs, step, prefix + step.name
                 )
 
-        if isinstance(plan.outputs, dict):
-            return {key: value_of(ref) for key, ref in plan.outputs.items()}
-        if plan.return_kind == "single":
-            return value_of(plan.outputs[0])
-        return tuple(value_of(ref) for ref in plan.outputs)
+        return plan.returned(value_of)
 
     def call(
         self,

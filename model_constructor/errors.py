@@ -10,7 +10,7 @@ The tree::
 
 One class rather than one per fault: callers catch a single type, and tools read the structured
 `diagnostics` list instead of parsing messages. Checks return lists of `Diagnostic`; only the
-stage boundary raises, once, with all of them (see `raise_if_errors`). A checkpoint that does
+stage boundary raises, once, with all of them. A checkpoint that does
 not fit its model is no fault of a spec, so it has its own class, which names the modules.
 """
 
@@ -231,10 +231,3 @@ class SpecWarning(UserWarning):
     def __init__(self, message: str, diagnostic: Diagnostic | None = None):
         super().__init__(message)
         self.diagnostic = diagnostic
-
-
-def raise_if_errors(diagnostics: Sequence[Diagnostic], sources: Mapping[str, str]) -> None:
-    """The one place a stage turns its collected diagnostics into an exception."""
-    errors = [d for d in diagnostics if d.severity == "error"]
-    if errors:
-        raise SpecError(errors, sources)

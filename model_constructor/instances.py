@@ -255,11 +255,7 @@ def return_shape(plan: ModulePlan | None) -> Shape:
     def of(ref: Ref) -> Shape:
         return _index(shapes.get(ref.name), ref.index)[0]
 
-    if isinstance(graph.outputs, dict):
-        return {key: of(ref) for key, ref in graph.outputs.items()}
-    if graph.return_kind == "single":
-        return of(graph.outputs[0])
-    return tuple(of(ref) for ref in graph.outputs)
+    return graph.returned(of)
 
 
 def _index(shape: Shape, index: tuple[str | int, ...]) -> tuple[Shape, int | None]:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import ConfigPath, Diagnostic, SpecError
-from .source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, SourceMap
+from .source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, SourceMap, past_bounds
 
 # After interpolation a spec holds no more text than a spec file may (NOTE: [YAML bounds]),
 # and no integer too long for Python to turn into text (sys.get_int_max_str_digits, 4300
@@ -47,19 +47,14 @@ def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> An
                 continue
         if kind is not dict and kind is not list and isinstance(item, BaseModel):
             item = item.model_dump(by_alias=True, exclude_defaults=True)
-        too_large = None
-        if count > MAX_VALUES or depth > MAX_DEPTH:
-            too_large = (
-                f"more than {MAX_VALUES} values"
-                if count > MAX_VALUES
-                else f"nesting deeper than {MAX_DEPTH} levels"
-            )
-        elif isinstance(item, str) and kind is not str:  # a str's length was counted above
-            text += len(item)
-        elif isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
-            too_large = f"an integer of more than {MAX_INT_BITS} bits"
-        elif isinstance(item, int):
-            text += item.bit_length() // 3  # about its number of digits
+        too_large = past_bounds(count, depth)
+        if too_large is None:
+            if isinstance(item, str) and kind is not str:  # a str's length was counted above
+                text += len(item)
+            elif isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
+                too_large = f"an integer of more than {MAX_INT_BITS} bits"
+            elif isinstance(item, int):
+                text += item.bit_length() // 3  # about its number of digits
         if text > MAX_TEXT:
             too_large = f"more than {MAX_TEXT} characters of strings and numbers"
         if too_large is not None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .errors import ConfigPath, Diagnostic
 from .graph import Ref
 from .registry import Entry
 
+T = TypeVar("T")
 CallKind = Literal["module", "fn", "method"]
 ReturnKind = Literal["single", "tuple", "dict"]
 
@@ -75,3 +76,11 @@ class GraphPlan:
     outputs: tuple[Ref, ...] | dict[str, Ref]
     return_kind: ReturnKind
     warnings: tuple[Diagnostic, ...] = field(default=())
+
+    def returned(self, value_of: Callable[[Ref], T]) -> T | tuple[T, ...] | dict[str, T]:
+        """The graph's result, shaped as `return` says, from each output's `value_of(ref)`."""
+        if isinstance(self.outputs, dict):
+            return {key: value_of(ref) for key, ref in self.outputs.items()}
+        if self.return_kind == "single":
+            return value_of(self.outputs[0])
+        return tuple(value_of(ref) for ref in self.outputs)

@@ -44,6 +44,16 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_VALUES = 1_000_000
 
+
+def past_bounds(count: int, depth: int, values_note: str = "") -> str | None:
+    """What a tree breaks, having `count` values so far and one at `depth`, or None."""
+    if count > MAX_VALUES:
+        return f"more than {MAX_VALUES} values{values_note}"
+    if depth > MAX_DEPTH:
+        return f"nesting deeper than {MAX_DEPTH} levels"
+    return None
+
+
 _INTERPOLATION = re.compile(r"\$\{[^}\n]*\}")
 _MARK = "\ue000"
 _PAD = "\ue001"
@@ -315,12 +325,8 @@ def _to_plain(
     while stack:
         node, path, parent, slot, depth = stack.pop()
         count += 1
-        if count > MAX_VALUES or depth > MAX_DEPTH:
-            what = (
-                f"more than {MAX_VALUES} values (alias expansion?)"
-                if count > MAX_VALUES
-                else f"nesting deeper than {MAX_DEPTH} levels"
-            )
+        what = past_bounds(count, depth, " (alias expansion?)")
+        if what is not None:
             located, _ = source_map.locate(path)
             problems.append(Diagnostic(path=path, message=f"spec too large: {what}", location=located))
             break
