@@ -27,6 +27,7 @@ from ruamel.yaml import YAML
 
 from model_constructor import build_model, load_spec
 from model_constructor.cli import main
+from model_constructor.source import load_yaml_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "examples" / "seed"
@@ -377,6 +378,27 @@ def test_cli_schema_written_to_file(seed_blocks: Path, capsys: pytest.CaptureFix
     schema = json.loads((seed_blocks / "schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     assert "block:my_project.token_mixer" in schema["$defs"]
+
+
+def test_cli_schema_from_spec_checks_its_subgraph_instances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "model.yaml"
+    spec.write_text(
+        (ROOT / "examples" / "transformer_encoder.yaml")
+        .read_text()
+        .replace("_type_: graph:${params.layer}", "_type_: graph:post_norm")
+    )
+    monkeypatch.chdir(tmp_path)
+    assert _main(["schema", "--spec", "model.yaml", "-o", "schema.json"], capsys).returncode == 0
+
+    validator = jsonschema.Draft202012Validator(json.loads((tmp_path / "schema.json").read_text()))
+    tree = load_yaml_file(spec).tree
+    assert list(validator.iter_errors(tree)) == []
+    tree["model"]["graph"]["nhaed"] = 4
+    assert [(list(e.absolute_path), e.validator) for e in validator.iter_errors(tree)] == [
+        (["model", "graph"], "additionalProperties")
+    ]
 
 
 def test_cli_schema_import_failure(capsys: pytest.CaptureFixture[str]) -> None:
