@@ -20,7 +20,6 @@ import torch
 
 from .check import check
 from .errors import Diagnostic, SpecError, SpecWarning, add_note, did_you_mean, format_path
-from .fingerprint import fingerprints
 from .graph import Ref, refs_in
 from .imports import effective_prefixes, run_imports
 from .load import LoadedSpec, SpecSource, load
@@ -138,9 +137,9 @@ def build_model(
             loaded.spec,
             import_prefixes=prefixes,
             registry=registry.copy() if registry is not None else None,
+            build_registry=build_registry,
             source_map=loaded.source_map,
         )
-        model.fingerprint, model.module_fingerprints = fingerprints(loaded.spec, build_registry)
     return model
 
 

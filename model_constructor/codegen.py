@@ -1,4 +1,4 @@
-"""Plan -> torch.fx Graph: the forward pass as straight-line code.
+"""Plan -> the forward pass as straight-line code: Python source, or a torch.fx Graph.
 
 Sub-graphs and repeats are inlined: an instance's nodes become nodes of the calling graph,
 calling `self.enc.attn(...)` directly, and a repeat of N unrolls into N calls. The forward
@@ -24,32 +24,80 @@ In the graph that is a `get_attr` of the top-level container, `getattr` calls be
 export run like any method call. Top-level modules stay `call_module` nodes (`self.proj(x)`
 is already what hand-written code does). Module swaps (`model.layers[0].fc1 = ...`) still
 take effect, since every lookup happens at call time.
+
+NOTE: [Source first, fx on demand]
+A build needs the forward's source, not an fx Graph: at 1000 nodes, creating the fx Nodes
+took 6 ms and fx's `python_code` 6 ms more, as much again as compiling the source, in a
+build whose whole overhead budget is about 24 ms (issue 5). So one walk of the plan
+(`_Emitter`) drives either of two writers: `_SourceWriter` writes the forward's lines
+directly, in fx's own format and names (what `model.code` shows), and `_GraphWriter` creates
+the same calls as fx Nodes, for `model.graph`, built only when someone reads it. Both see
+the same calls in the same order, so they cannot disagree on what the forward does; the
+tests check that the code compiled from either computes the same result.
 """
 
 from __future__ import annotations
 
+import math
 import operator
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import torch
 from torch import fx
 
+# fx's private helpers, so that our source reads exactly like fx's: the same unique names
+# (never shadowing a builtin, a keyword or `torch`) and the same qualified function names.
+from torch.fx.graph import _Namespace
+from torch.fx.node import _get_qualified_name
+
+from .errors import ConfigPath
 from .graph import Ref
 from .plan import BlockPlan, GraphPlan, ModulePlan, NodePlan, SubgraphPlan
 
 _FX_OPS = {"fn": "call_function", "method": "call_method"}
 
 
+@dataclass(frozen=True)
+class Origin:
+    """The YAML node a call comes from: `qualified` names it (`enc.h1`, `h.2`), `path` is where."""
+
+    qualified: str
+    path: ConfigPath
+
+
+class _Writer(Protocol):
+    """Where `_Emitter` writes the forward: fx Nodes, or lines of Python."""
+
+    def placeholder(self, name: str) -> Any: ...
+
+    def get_attr(self, target: str) -> Any: ...
+
+    def call(
+        self,
+        op: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str,
+        origin: Origin | None,
+    ) -> Any: ...
+
+    def output(self, value: Any) -> None: ...
+
+
 class _Emitter:
-    def __init__(self) -> None:
-        self.graph = fx.Graph()
-        self.attributes: dict[str, fx.Node] = {}
-        self.containers: dict[str, fx.Node] = {}
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+        self.attributes: dict[str, Any] = {}
+        self.containers: dict[str, Any] = {}
 
     def body(self, plan: GraphPlan, prefix: str, inputs: dict[str, Any]) -> Any:
         """Emit `plan`'s nodes with its modules under attribute path `prefix`; return its result.
 
-        Values are fx Nodes, literals, or tuples and dicts of them (an inlined sub-graph's
-        tuple or dict return), which `$ref.0` / `$ref.key` index statically.
+        Values are the writer's values, literals, or tuples and dicts of them (an inlined
+        sub-graph's tuple or dict return), which `$ref.0` / `$ref.key` index statically.
         """
         values = dict(inputs)
         indexed: dict[Ref, Any] = {}
@@ -69,8 +117,8 @@ class _Emitter:
                         # (an input bound to it by the caller): indexed when the forward runs,
                         # as a block's return is. See NOTE: [Static returns] in instances.py.
                         name = "_".join([ref.name, *map(str, key.index)])
-                        indexed[key] = self.graph.create_node(
-                            "call_function", operator.getitem, (value, item), name=name
+                        indexed[key] = self.writer.call(
+                            "call_function", operator.getitem, (value, item), {}, name, None
                         )
                 value = indexed[key]
             return value
@@ -85,8 +133,8 @@ class _Emitter:
             return value
 
         for step in plan.nodes:
-            args = tuple(materialize(list(step.args)))
-            kwargs = materialize(step.kwargs)
+            args = tuple([materialize(arg) for arg in step.args])
+            kwargs = {key: materialize(arg) for key, arg in step.kwargs.items()} if step.kwargs else {}
             if step.kind == "module":
                 module = plan.modules[step.target]
                 values[step.name] = self.call(
@@ -139,28 +187,27 @@ class _Emitter:
         kwargs: dict[str, Any],
         step: NodePlan,
         qualified: str,
-    ) -> fx.Node:
-        # fx names become Python locals: `layers.0.attn` -> layers_0_attn.
-        node = self.graph.create_node(op, target, args, kwargs, name=qualified.replace(".", "_"))
-        node.meta["yaml_node"] = qualified
-        node.meta["yaml_path"] = step.path
-        return node
+    ) -> Any:
+        # Names become Python locals: `layers.0.attn` -> layers_0_attn.
+        return self.writer.call(
+            op, target, args, kwargs, qualified.replace(".", "_"), Origin(qualified, step.path)
+        )
 
-    def container(self, target: str) -> fx.Node:
+    def container(self, target: str) -> Any:
         """The module at attribute path `target`, fetched once; see NOTE: [Hoisted containers]."""
         if target not in self.containers:
             parent, _, child = target.rpartition(".")
             name = target.replace(".", "_")
             self.containers[target] = (
-                self.graph.create_node("call_function", getattr, (self.container(parent), child), name=name)
+                self.writer.call("call_function", getattr, (self.container(parent), child), {}, name, None)
                 if parent
-                else self.graph.get_attr(target)
+                else self.writer.get_attr(target)
             )
         return self.containers[target]
 
-    def attribute(self, target: str) -> fx.Node:
+    def attribute(self, target: str) -> Any:
         if target not in self.attributes:
-            self.attributes[target] = self.graph.get_attr(target)
+            self.attributes[target] = self.writer.get_attr(target)
         return self.attributes[target]
 
 
@@ -171,11 +218,209 @@ def _holds(value: Any, item: str | int) -> bool:
     return isinstance(value, dict) and item in value
 
 
-def generate(plan: GraphPlan) -> fx.Graph:
-    """The fx Graph of the top-level `plan`: one placeholder per input, then every call."""
-    emitter = _Emitter()
-    inputs = {name: emitter.graph.placeholder(name) for name in plan.inputs}
-    emitter.graph.output(emitter.body(plan, "", inputs))
-    # No `lint()` here: it walks the graph again (3 ms at 1000 nodes) on every build, for
-    # invariants that hold by construction; the tests lint every graph they build.
-    return emitter.graph
+def _emit(plan: GraphPlan, writer: _Writer) -> None:
+    """Write the top-level `plan` to `writer`: one placeholder per input, every call, the output."""
+    emitter = _Emitter(writer)
+    inputs = {name: writer.placeholder(name) for name in plan.inputs}
+    writer.output(emitter.body(plan, "", inputs))
+
+
+# ---- fx Graph -----------------------------------------------------------------------------------
+
+
+class _GraphWriter:
+    def __init__(self) -> None:
+        self.graph = fx.Graph()
+
+    def placeholder(self, name: str) -> fx.Node:
+        return self.graph.placeholder(name)
+
+    def get_attr(self, target: str) -> fx.Node:
+        return self.graph.get_attr(target)
+
+    def call(
+        self,
+        op: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str,
+        origin: Origin | None,
+    ) -> fx.Node:
+        node = self.graph.create_node(op, target, args, kwargs, name=name)
+        if origin is not None:
+            node.meta["yaml_node"] = origin.qualified
+            node.meta["yaml_path"] = origin.path
+        return node
+
+    def output(self, value: Any) -> None:
+        self.graph.output(value)
+
+
+def generate_graph(plan: GraphPlan) -> fx.Graph:
+    """The forward of the top-level `plan` as an fx Graph; see NOTE: [Source first, fx on demand]."""
+    writer = _GraphWriter()
+    _emit(plan, writer)
+    # No `lint()` here: it walks the graph again (3 ms at 1000 nodes), for invariants that
+    # hold by construction; the tests lint every graph they build.
+    return writer.graph
+
+
+# ---- Python source ------------------------------------------------------------------------------
+
+
+class _Local:
+    """A local variable of the generated forward."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Source:
+    """The generated forward: `text` defines `forward` when run with `globals`.
+
+    `origins` maps a line of `text` (numbered from 1) to the YAML node it calls.
+    """
+
+    text: str
+    globals: dict[str, Any]
+    origins: dict[int, Origin]
+
+
+# The names fx's code may use without defining them (its `_custom_builtins`).
+_BUILTINS: dict[str, Any] = {
+    "inf": math.inf,
+    "nan": math.nan,
+    "NoneType": type(None),
+    "torch": torch,
+    "device": torch.device,
+}
+
+
+class _SourceWriter:
+    """Writes the forward as fx would print it: one statement per call, locals released after
+    their last use (`h1 = None`), so intermediates are freed as early as in fx's code."""
+
+    def __init__(self) -> None:
+        self.namespace = _Namespace()
+        self.globals: dict[str, Any] = dict(_BUILTINS)
+        self.inputs: list[str] = []
+        # Each statement: the local it defines (or None), its text, the locals it reads, its origin.
+        self.statements: list[tuple[_Local | None, str, list[_Local], Origin | None]] = []
+        self.reads: list[_Local] = []
+
+    def placeholder(self, name: str) -> _Local:
+        local = _Local(self.namespace.create_name(name, None))
+        self.inputs.append(local.name)
+        return local
+
+    def get_attr(self, target: str) -> _Local:
+        local = _Local(self.namespace.create_name(target.replace(".", "_"), None))
+        self.statements.append((local, f"{local.name} = {_attribute('self', target)}", [], None))
+        return local
+
+    def call(
+        self,
+        op: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str,
+        origin: Origin | None,
+    ) -> _Local:
+        self.reads = []
+        if op == "call_module":
+            expression = f"{_attribute('self', target)}({self.arguments(args, kwargs)})"
+        elif op == "call_method":
+            expression = f"{_attribute(self.value(args[0]), target)}({self.arguments(args[1:], kwargs)})"
+        elif target is operator.getitem:
+            expression = f"{self.value(args[0])}[{self.value(args[1])}]"
+        elif target is getattr and isinstance(args[1], str) and args[1].isidentifier():
+            expression = f"{self.value(args[0])}.{args[1]}"
+        else:
+            expression = f"{self.function(target)}({self.arguments(args, kwargs)})"
+        local = _Local(self.namespace.create_name(name, None))
+        self.statements.append((local, f"{local.name} = {expression}", self.reads, origin))
+        return local
+
+    def output(self, value: Any) -> None:
+        self.reads = []
+        self.statements.append((None, f"return {self.value(value)}", self.reads, None))
+
+    def function(self, target: Callable[..., Any]) -> str:
+        """How the forward names `target`: `torch.add` for torch's own, else a global of its own."""
+        try:
+            qualified = _get_qualified_name(target)
+        except RuntimeError:  # fx cannot name a lambda without source
+            qualified = getattr(target, "__qualname__", "fn")
+        if qualified.startswith("torch.") and _resolve(qualified) is target:
+            return qualified
+        name = self.namespace.create_name(qualified, target)
+        self.globals[name] = target
+        return name
+
+    def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return ", ".join([*map(self.value, args), *(f"{key} = {self.value(v)}" for key, v in kwargs.items())])
+
+    def value(self, value: Any) -> str:
+        """`value` as an expression; a local it reads is recorded in `self.reads`."""
+        if isinstance(value, _Local):
+            self.reads.append(value)
+            return value.name
+        if isinstance(value, tuple):
+            items = [self.value(v) for v in value]
+            return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+        if isinstance(value, list):
+            return f"[{', '.join(self.value(v) for v in value)}]"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{key!r}: {self.value(v)}" for key, v in value.items()) + "}"
+        if value is None or isinstance(value, (bool, int, float, str, torch.dtype, torch.device)):
+            return repr(value)  # `inf`, `nan`, `torch` and `device` are globals, as in fx's code
+        # Anything else a spec built in Python may hold (a torch.dtype, say) is passed as a
+        # global of its own, so the source never depends on a repr being valid Python.
+        name = self.namespace.create_name(type(value).__name__.lower(), value)
+        self.globals[name] = value
+        return name
+
+    def source(self) -> Source:
+        """The whole function, each local set to None after the statement that reads it last."""
+        last_read: dict[int, int] = {}
+        for index, (_, _, reads, _) in enumerate(self.statements):
+            for local in reads:
+                last_read[id(local)] = index
+        lines = [f"def forward(self, {', '.join(self.inputs)}):" if self.inputs else "def forward(self):"]
+        origins: dict[int, Origin] = {}
+        for index, (defined, text, reads, origin) in enumerate(self.statements):
+            released = list(dict.fromkeys(local.name for local in reads if last_read[id(local)] == index))
+            if defined is not None and id(defined) not in last_read:
+                released.append(defined.name)  # never read: released at once, as fx does
+            if released and defined is not None:
+                text += f";  {' = '.join(released)} = None"
+            lines.append(f"    {text}")
+            if origin is not None:
+                origins[len(lines)] = origin
+        return Source("\n".join(lines) + "\n", self.globals, origins)
+
+
+def _attribute(base: str, target: str) -> str:
+    """`base.a.b` for attribute path `a.b`; `getattr(base, "0")` where a part is no identifier."""
+    for part in target.split("."):
+        base = f"{base}.{part}" if part.isidentifier() else f'getattr({base}, "{part}")'
+    return base
+
+
+def _resolve(qualified: str) -> Any:
+    value: Any = torch
+    for part in qualified.split(".")[1:]:
+        value = getattr(value, part, None)
+    return value
+
+
+def generate_source(plan: GraphPlan) -> Source:
+    """The forward of the top-level `plan` as Python source; see NOTE: [Source first, fx on demand]."""
+    writer = _SourceWriter()
+    _emit(plan, writer)
+    return writer.source()

@@ -1,10 +1,11 @@
 """`BuiltModel`: a `torch.fx.GraphModule` whose forward is generated from a checked plan.
 
-We generate an fx Graph rather than interpret the plan at run time: fx's code generation
-writes straight-line Python (one line per node, intermediates set to None after their last
-use), which runs as fast as hand-written code and is what `torch.compile` and
-`torch.export` handle best. Measured on torch 2.13 CPU, an interpreter loop costs 0.24 to
-4.4 microseconds per node; generated code about 0.01.
+We generate the forward rather than interpret the plan at run time: straight-line Python
+(one line per node, intermediates set to None after their last use, as fx writes it) runs
+as fast as hand-written code and is what `torch.compile` and `torch.export` handle best.
+Measured on torch 2.13 CPU, an interpreter loop costs 0.24 to 4.4 microseconds per node;
+generated code about 0.01. The source is written straight from the plan, and the fx Graph
+only when `model.graph` is read (NOTE: [Source first, fx on demand] in codegen.py).
 
 NOTE: [Rebuild, don't trace]
 Plain GraphModule pickles its generated code and re-traces it on load, cannot pickle a
@@ -24,16 +25,21 @@ from typing import Any
 import torch
 from torch import fx
 from torch.fx.graph import PythonCode
+from torch.fx.graph_module import _forward_from_src
 
-from .codegen import generate
+from .codegen import Origin, Source, generate_graph, generate_source
 from .errors import add_note
+from .fingerprint import fingerprints
 from .plan import GraphPlan
 from .registry import Registry
 from .source import SourceMap
 from .spec import ModelSpec
 
-# Attributes derived from the fx graph: regenerated, never copied or pickled.
-_DERIVED = frozenset({"_graph", "_code", "_lineno_map", "_prologue_start", "_in_spec", "_out_spec"})
+# Attributes derived from the plan (the forward, the fx graph) or from the build's registry:
+# regenerated, never copied or pickled.
+_DERIVED = frozenset(
+    {"_graph", "_code", "_lineno_map", "_prologue_start", "_in_spec", "_out_spec", "_origins", "_registry"}
+)
 
 
 # NOTE: [Noted forward]
@@ -92,13 +98,11 @@ class BuiltModel(fx.GraphModule):
 
     Its children are the spec's modules, under their spec names (so `state_dict` keys are
     `proj.weight`, `mix.net.0.weight`, ...); `spec` is the resolved spec it was built from,
-    and `code` the generated forward. `build_model` sets `fingerprint` and
-    `module_fingerprints` (fingerprint.py), plain attributes that copies and pickles keep.
+    `code` the generated forward, and `graph` the same forward as an fx Graph.
+    `fingerprint` and `module_fingerprints` identify the architecture (fingerprint.py).
     """
 
     spec: ModelSpec
-    fingerprint: str
-    module_fingerprints: dict[str, str]
 
     def __init__(
         self,
@@ -108,6 +112,7 @@ class BuiltModel(fx.GraphModule):
         *,
         import_prefixes: Sequence[str] = (),
         registry: Registry | None = None,
+        build_registry: Registry | None = None,
         source_map: SourceMap | None = None,
     ) -> None:
         # fx names the per-instance class after `class_name`; messages such as torch's
@@ -115,33 +120,78 @@ class BuiltModel(fx.GraphModule):
         # Given a root and a graph, GraphModule copies each module the graph calls with an
         # nn.Module.__setattr__ (5 to 10 us each), and only those. We want every declared
         # module, in spec order, so state_dict keys do not depend on which modules are
-        # called: so start from an empty graph, install the modules, then the real graph
-        # (which compiles the forward).
+        # called: so start from an empty graph, install the modules, then the forward.
         super().__init__({}, _empty_graph(), class_name="BuiltModel")
         self._modules.update(modules)
-        self.graph = generate(plan)
         self.spec = spec
         self._plan = plan
         self._import_prefixes = list(import_prefixes)
         # The caller's own registrations (build_model's `registry=`), which unpickling needs
         # besides the built-ins and the spec's imports.
         self._caller_registry = registry
-        # Node name -> where it is written, for the notes of runtime errors.
-        self._node_locations = {
-            node.meta["yaml_node"]: location.format()
-            for node in self.graph.nodes
-            if "yaml_path" in node.meta
-            and source_map is not None
-            and (location := source_map.locate(node.meta["yaml_path"], key=True)[0]) is not None
-        }
+        # The build's whole registry, for the fingerprints when first read; theirs once computed.
+        self._registry = build_registry
+        self._fingerprints: tuple[str, dict[str, str]] | None = None
+        # Where each node is written, for the notes of runtime errors (NOTE: [Noted forward]).
+        self._source_map = source_map if source_map is not None else SourceMap()
+        self._install(generate_source(plan))
+
+    @property
+    def graph(self) -> fx.Graph:
+        """The forward as an fx Graph, generated on first read (NOTE: [Source first, fx on demand])."""
+        if self._graph is None:
+            graph = generate_graph(self._plan)
+            graph.owning_module = self
+            self._graph = graph
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: fx.Graph) -> None:
+        fx.GraphModule.graph.fset(self, graph)  # type: ignore[attr-defined]
+
+    @property
+    def fingerprint(self) -> str:
+        """The architecture's fingerprint: sha256 of the resolved spec and what its keys resolved to."""
+        return self._computed_fingerprints()[0]
+
+    @property
+    def module_fingerprints(self) -> dict[str, str]:
+        """One fingerprint per top-level module, in spec order."""
+        return self._computed_fingerprints()[1]
+
+    def _computed_fingerprints(self) -> tuple[str, dict[str, str]]:
+        # Computed when first read: hashing the spec costs a tenth of a build (10 ms at
+        # 1000 modules) that most builds never need.
+        if self._fingerprints is None:
+            if self._registry is None:
+                raise RuntimeError("this model has neither its fingerprints nor the registry to compute them")
+            self._fingerprints = fingerprints(self.spec, self._registry)
+        return self._fingerprints
+
+    def _install(self, source: Source) -> None:
+        """Make `source` the forward, and forget any fx graph (re-generated when read)."""
+        self._graph = None  # type: ignore[assignment]
+        self._code = source.text
+        self._origins = source.origins
+        self._set_forward(_forward_from_src(source.text, source.globals))
 
     def recompile(self) -> PythonCode:
-        """fx's recompile, then the forward and `__call__` of NOTE: [Noted forward]."""
+        """fx's recompile of `graph` (after editing it), with the forward of NOTE: [Noted forward]."""
+        graph = self.graph
         code = super().recompile()
-        cls = type(self)  # fx's per-instance class
-        cls.forward = _noted(cls.forward)
-        cls.__call__ = torch.nn.Module.__call__  # type: ignore[method-assign]
+        nodes = list(graph.nodes)
+        self._origins = {
+            line + code._prologue_start: Origin(node.meta["yaml_node"], node.meta["yaml_path"])
+            for line, index in (code._lineno_map or {}).items()
+            if index is not None and "yaml_node" in (node := nodes[index]).meta
+        }
+        self._set_forward(type(self).forward)
         return code
+
+    def _set_forward(self, generated: Callable[..., Any]) -> None:
+        cls = type(self)  # fx's per-instance class
+        cls.forward = _noted(generated)
+        cls.__call__ = torch.nn.Module.__call__  # type: ignore[method-assign]
 
     def _node_note(self, exc: BaseException) -> str | None:
         """Which YAML node the innermost frame of generated code was running, if any."""
@@ -150,20 +200,14 @@ class BuiltModel(fx.GraphModule):
         for frame, lineno in traceback.walk_tb(exc.__traceback__):
             if frame.f_code.co_filename == filename:
                 line = lineno
-        if line is None or not self._lineno_map:
+        origin = self._origins.get(line) if line is not None else None
+        if origin is None:
             return None
-        # fx numbers `_lineno_map` from the `def forward` line, not from the top of the file.
-        index = self._lineno_map.get(line - self._prologue_start)
-        if index is None:
-            return None
-        node = list(self.graph.nodes)[index]
-        name = node.meta.get("yaml_node")
-        if name is None:
-            return None
-        where = self._node_locations.get(name)
-        return f"raised in node {name!r}" + (f" at {where}" if where else "")
+        location = self._source_map.locate(origin.path, key=True)[0]
+        return f"raised in node {origin.qualified!r}" + (f" at {location.format()}" if location else "")
 
     def _state(self) -> dict[str, Any]:
+        self._computed_fingerprints()  # a copy has no registry to compute them from
         return {key: value for key, value in self.__dict__.items() if key not in _DERIVED}
 
     @classmethod

@@ -56,9 +56,11 @@ def build_error(source: Any, **kwargs: Any) -> SpecError:
 
 
 def build_checked(source: Any, **kwargs: Any) -> BuiltModel:
-    """build_model, then the graph invariants every build must keep."""
+    """build_model, then the invariants every build must keep: a sound fx graph, and a
+    forward written straight from the plan that is the code fx writes for that graph."""
     model = build_model(source, **kwargs)
     model.graph.lint()
+    assert model.code.strip() == model.graph.python_code("self").src.strip()
     return model
 
 

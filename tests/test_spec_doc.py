@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from helpers import build_checked
 
 from model_constructor import ModelSpec, SpecError, build_model
 from model_constructor.source import load_yaml_text
@@ -82,9 +83,8 @@ def test_spec_doc_fragment_is_yaml(block: Block) -> None:
 
 @pytest.mark.parametrize("block", BUILDING_SPECS, ids=lambda b: b.id)
 def test_spec_doc_spec_builds(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = build_model(_write(tmp_path, monkeypatch, block.body))
+    model = build_checked(_write(tmp_path, monkeypatch, block.body))
 
-    model.graph.lint()
     shown = _shown_after(block)
     if shown is not None:
         assert model.code.strip() == shown.body.strip()

@@ -1,0 +1,179 @@
+"""The forward is written straight from the plan, and the fx Graph only when read
+(NOTE: [Source first, fx on demand] in codegen.py): both must describe the same forward.
+
+A spec using every kind of call and value the generated code can hold is built; its
+`model.code` must be the text fx writes for `model.graph`, and the forward fx compiles from
+that graph (`model.recompile()`) must compute what ours computes, and keep the runtime note.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from helpers import build_checked, write_spec
+
+from model_constructor import Registry, build_model
+
+
+def affine(x: torch.Tensor, scale: float, shift: float = 0.0) -> torch.Tensor:
+    return x * scale + shift
+
+
+REGISTRY = Registry()
+REGISTRY.register_function("test.affine", affine)
+REGISTRY.register_function("test.lambda_double", lambda x: x * 2)
+
+SPEC = """\
+schema_version: 1
+model:
+  graphs:
+    pair:
+      inputs: [x]
+      modules:
+        fc: {_type_: nn.Linear, in_features: 4, out_features: 4}
+      nodes:
+        h: {call: module:fc, args: [$x]}
+        r: {call: fn:torch.relu, args: [$h]}
+      outputs: [$h, $r]
+      return: tuple
+    block:
+      inputs: [x]
+      modules:
+        fc: {_type_: nn.Linear, in_features: 4, out_features: 4}
+      nodes:
+        h: {call: module:fc, args: [$x]}
+      outputs: [$h]
+  graph:
+    inputs: [x, y]
+    modules:
+      emb: {_type_: nn.Embedding, num_embeddings: 10, embedding_dim: 4}
+      rnn: {_type_: nn.GRU, input_size: 4, hidden_size: 4, batch_first: true}
+      blocks: {_type_: "graph:block", _repeat_: 2}
+      pair: {_type_: "graph:pair"}
+      unused: {_type_: nn.Identity}
+    nodes:
+      e: {call: module:emb, args: [$y]}
+      seq: {call: module:rnn, args: [$e]}
+      last: {call: fn:torch.select, args: [$seq.0], kwargs: {dim: 1, index: -1}}
+      b: {call: module:blocks, args: [$last]}
+      p: {call: module:pair, args: [$b]}
+      both: {call: fn:torch.cat, args: [[$p.0, $p.1, $x]], kwargs: {dim: -1}}
+      clipped: {call: fn:torch.clamp, args: [$both], kwargs: {min: -.inf, max: 10.5}}
+      scaled: {call: fn:test.affine, args: [$clipped, 0.5], kwargs: {shift: 1.0}}
+      doubled: {call: fn:test.lambda_double, args: [$scaled]}
+      flat: {call: method:reshape, args: [$doubled, -1]}
+      tied: {call: fn:F.linear, args: [$last, $self.emb.weight]}
+    outputs: {flat: $flat, tied: $tied, hidden: $seq.1}
+    return: dict
+"""
+
+
+def _line_of(text: str) -> int:
+    return next(number for number, line in enumerate(SPEC.splitlines(), 1) if line.strip().startswith(text))
+
+
+# The model is one instance of `pair`.
+_PAIR_ONLY = SPEC.split("  graph:\n")[0] + "  graph: {_type_: 'graph:pair'}\n"
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(2, 4, generator=generator), torch.randint(0, 10, (2, 3), generator=generator)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return write_spec(tmp_path, SPEC)
+
+
+@pytest.fixture
+def model(path: Path) -> Any:
+    with pytest.warns(Warning, match="unused"):
+        return build_checked(path, registry=REGISTRY)
+
+
+def test_code_is_what_fx_writes_for_the_graph(model: Any) -> None:
+    # build_checked compared the texts; this spec must reach the cases that matter.
+    code = model.code
+    assert "seq_0 = seq[0]" in code  # a block's runtime return, indexed when the forward runs
+    assert "blocks_0 = getattr(blocks, '0')" in code  # a hoisted container
+    assert "min = -inf" in code  # a float with no literal, as fx writes it
+    assert "scaled = test_codegen_affine(clipped, 0.5, shift = 1.0)" in code  # a caller's function
+    assert "emb_weight = self.emb.weight" in code  # $self.emb.weight
+    assert "return {'flat': flat, 'tied': tied, 'hidden': seq_1}" in code
+
+
+def test_fx_recompiled_forward_computes_the_same(model: Any) -> None:
+    x, y = _inputs()
+    ours = model(x, y)
+
+    model.recompile()  # fx's own code for the graph becomes the forward
+    theirs = model(x, y)
+
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("recompiled", [False, True])
+def test_runtime_note_names_the_node(model: Any, path: Path, recompiled: bool) -> None:
+    _, y = _inputs()
+    if recompiled:
+        model.recompile()
+
+    with pytest.raises(RuntimeError) as info:
+        model(torch.randn(3, 4), y)  # batch 3 against 2: torch.cat of `both` fails
+
+    assert [note for note in info.value.__notes__ if "raised in node" in note] == [
+        f"raised in node 'both' at {path}:{_line_of('both:')}:7"
+    ]
+
+
+def test_graph_is_generated_when_first_read(tmp_path: Path) -> None:
+    model = build_model(write_spec(tmp_path, _PAIR_ONLY))
+    assert model._graph is None  # nothing read it yet
+
+    graph = model.graph
+
+    assert graph is model.graph
+    assert graph.owning_module is model
+    assert [n.meta.get("yaml_node") for n in graph.nodes if n.op == "call_module"] == ["h"]
+
+
+def test_edited_graph_becomes_the_forward(tmp_path: Path) -> None:
+    model = build_model(write_spec(tmp_path, _PAIR_ONLY))
+    x = torch.randn(2, 4)
+    node = next(n for n in model.graph.nodes if n.op == "call_function")
+    node.target = torch.sigmoid
+
+    model.recompile()
+
+    h, r = model(x)
+    torch.testing.assert_close(r, torch.sigmoid(h))
+    assert "torch.sigmoid" in model.code
+
+
+def test_values_without_a_literal_become_globals() -> None:
+    data = {
+        "schema_version": 1,
+        "model": {
+            "graph": {
+                "inputs": ["x"],
+                "nodes": {
+                    "z": {"call": "fn:torch.zeros_like", "args": ["$x"], "kwargs": {"dtype": torch.float64}},
+                    "s": {"call": "fn:torch.add", "args": ["$z", math.nan]},
+                },
+                "outputs": ["$s"],
+            }
+        },
+    }
+    model = build_checked(data)
+
+    out = model(torch.ones(2))
+
+    assert out.dtype == torch.float64 and torch.isnan(out).all()
+    assert "dtype = torch.float64" in model.code
