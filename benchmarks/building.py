@@ -82,8 +82,8 @@ def _parse(text: str, *, collector: bool = False, scanner: bool = False) -> Call
     return parse
 
 
-def _hand(count: int) -> Callable[[], object]:
-    return settled(lambda: Chain(count, WIDTH, device="meta"))
+def _hand(count: int, *, distinct: bool = False) -> Callable[[], object]:
+    return settled(lambda: Chain(count, WIDTH, device="meta", distinct=distinct))
 
 
 def build(smoke: bool) -> list[Result]:
@@ -99,9 +99,19 @@ def _from_data(s: Setup) -> list[Result]:
     from_dict = compare(settled(lambda: build_model(s.data, device="meta")), _hand(s.count), rounds=s.rounds)
     collect()
     from_spec = compare(settled(lambda: build_model(spec, device="meta")), _hand(s.count), rounds=s.rounds)
+    distinct = chain_spec(s.count, WIDTH, distinct=True)
+    collect()
+    from_distinct = compare(
+        settled(lambda: build_model(distinct, device="meta")), _hand(s.count, distinct=True), rounds=s.rounds
+    )
     return [
         ratio_result(f"build from dict / hand-written modules ({label})", from_dict, BUILD_TARGET),
         ratio_result(f"build from ModelSpec / hand-written modules ({label})", from_spec, BUILD_TARGET),
+        ratio_result(
+            f"build from dict, every module's arguments distinct / hand-written ({label})",
+            from_distinct,
+            BUILD_TARGET,
+        ),
     ]
 
 

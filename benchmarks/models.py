@@ -131,23 +131,27 @@ def chain_spec_text(count: int, width: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chain_spec(count: int, width: int) -> dict[str, Any]:
-    """The same spec as `chain_spec_text`, as Python data."""
+def chain_spec(count: int, width: int, *, distinct: bool = False) -> dict[str, Any]:
+    """The same spec as `chain_spec_text`, as Python data.
+
+    `distinct=True` gives every module arguments of its own (`l{i}` maps width + i features
+    to width + i + 1), written as literals: no two blocks validate the same arguments, so
+    nothing the check stage learns from one module serves another.
+    """
     interpolated = "${params.width}"
+
+    def module(i: int) -> dict[str, Any]:
+        if distinct:
+            return {"_type_": "nn.Linear", "in_features": width + i, "out_features": width + i + 1}
+        return {"_type_": "nn.Linear", "in_features": interpolated, "out_features": interpolated}
+
     return {
         "schema_version": 1,
         "params": {"width": width},
         "model": {
             "graph": {
                 "inputs": ["x"],
-                "modules": {
-                    f"l{i}": {
-                        "_type_": "nn.Linear",
-                        "in_features": interpolated,
-                        "out_features": interpolated,
-                    }
-                    for i in range(count)
-                },
+                "modules": {f"l{i}": module(i) for i in range(count)},
                 "nodes": {f"n{i}": {"call": f"module:l{i}", "args": [_previous(i)]} for i in range(count)},
                 "outputs": [f"$n{count - 1}"],
             }
@@ -162,10 +166,13 @@ def _previous(index: int) -> str:
 class Chain(nn.Module):
     """`chain_spec` by hand: the same modules, constructed in Python."""
 
-    def __init__(self, count: int, width: int, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, count: int, width: int, device: torch.device | str | None = None, *, distinct: bool = False
+    ) -> None:
         super().__init__()
         for i in range(count):
-            setattr(self, f"l{i}", nn.Linear(width, width, device=device))
+            size = (width + i, width + i + 1) if distinct else (width, width)
+            setattr(self, f"l{i}", nn.Linear(*size, device=device))
         self.count = count
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
