@@ -282,10 +282,13 @@ def check_indexes(
 ) -> list[Diagnostic]:
     """Each `$node.0` / `$node.key` on a sub-graph's tuple or dict return names one of its items."""
     shapes = {
-        name: return_shape(modules.get(node.call.partition(":")[2]))
+        name: shape
         for name, node in graph.nodes.items()
         if node.call.startswith("module:")
+        and (shape := return_shape(modules.get(node.call.partition(":")[2]))) is not None
     }
+    if not shapes:  # no node returns a static tuple or dict (one that calls no sub-graph)
+        return []
     items = outputs.items() if isinstance(outputs, dict) else enumerate(outputs)
     refs = [
         *(ref for node_refs in uses.values() for ref in node_refs),
@@ -294,7 +297,7 @@ def check_indexes(
     problems = []
     for ref, path in refs:
         shape = shapes.get(ref.name)
-        depth = _index(shape, ref.index)[1]
+        depth = _index(shape, ref.index)[1] if shape is not None else None
         if depth is None:
             continue
         base = Ref(ref.name, ref.index[:depth])
@@ -320,6 +323,8 @@ def planned_modules(plan: GraphPlan) -> int:
     counted: dict[int, int] = {}
 
     def size(module: ModulePlan) -> int:
+        if isinstance(module, BlockPlan):  # most modules: no need to remember what they count
+            return 1
         if id(module) not in counted:
             parts: Any = ()
             if isinstance(module, SubgraphPlan):
@@ -329,4 +334,4 @@ def planned_modules(plan: GraphPlan) -> int:
             counted[id(module)] = 1 + sum(size(part) for part in parts)
         return counted[id(module)]
 
-    return sum(size(module) for module in plan.modules.values())
+    return sum(1 if isinstance(module, BlockPlan) else size(module) for module in plan.modules.values())
