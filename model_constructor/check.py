@@ -194,7 +194,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
             # The generated forward passes each keyword by name, so it must be an identifier.
             keywords = (check_name(k, (*path, "kwargs", k), "keyword", source_map) for k in kwargs)
             problems += filter(None, keywords)
-        if not (_is_code(args) and _is_code(kwargs.values())):
+        if not (_is_code(args) and (not kwargs or _is_code(kwargs.values()))):
             problems += _not_code({"args": args, "kwargs": kwargs}, path, source_map)
         # A malformed $ref stays a string; binding it would add a second, misleading error.
         checker.bind_arguments = len(problems) == before
@@ -237,7 +237,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
     return GraphPlan(
         inputs=tuple(graph.inputs),
         modules={name: plan for name, plan in modules.items() if plan is not None},
-        nodes=tuple(typing.cast(NodePlan, nodes[name]) for name in order),
+        nodes=typing.cast("tuple[NodePlan, ...]", tuple([nodes[name] for name in order])),
         outputs=outputs,
         return_kind=graph.return_,
     )

@@ -240,13 +240,11 @@ class Checker:
         modules: dict[str, ModulePlan | None],
     ) -> NodePlan | None:
         kind, _, target = call.partition(":")
-        call_path = (*path, "call")
         function: Callable[..., Any] | None = None
-        signature: Signature | None = None
         if kind == "module":
             if target not in graph.modules:
                 self.report(
-                    call_path,
+                    (*path, "call"),
                     f"unknown module {target!r}",
                     hint=did_you_mean(target, list(graph.modules))
                     or f"modules of this graph: {', '.join(graph.modules) or 'none'}",
@@ -257,19 +255,20 @@ class Checker:
             entry = self.registry.get("function", target)
             if entry is None:
                 self.report(
-                    call_path,
+                    (*path, "call"),
                     f"unknown function {target!r}",
                     hint=did_you_mean(target, self.registry.keys("function"))
                     or "register it with registry.register_function",
                 )
                 return None
             function = entry.target
-            signature = signature_of(entry.target, entry.signature_policy)
-            args, kwargs = self.bind(signature, args, kwargs, ("function", target), path)
+            args, kwargs = self.bind(
+                signature_of(entry.target, entry.signature_policy), args, kwargs, ("function", target), path
+            )
         else:
             if target.startswith("_"):
                 self.report(
-                    call_path,
+                    (*path, "call"),
                     f"tensor method {target!r} is private",
                     hint="only public tensor methods can be called",
                 )
@@ -277,7 +276,7 @@ class Checker:
             if not callable(getattr(torch.Tensor, target, None)):
                 methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
                 self.report(
-                    call_path, f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
+                    (*path, "call"), f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
                 )
                 return None
             if not args or not isinstance(args[0], Ref):  # `0.transpose(1)` is not even Python

@@ -132,6 +132,8 @@ def check_refs(
 ) -> list[Diagnostic]:
     """Each node's refs must name a graph input or a node."""
     known_set = set(known)
+    if known_set.issuperset([ref.name for refs in uses.values() for ref, _ in refs]):
+        return []  # the usual case, found without a list per node
     problems = []
     for user, refs in uses.items():
         unknown = [(ref, path) for ref, path in refs if ref.name not in known_set]

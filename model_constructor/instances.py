@@ -281,14 +281,13 @@ def check_indexes(
     source_map: SourceMap,
 ) -> list[Diagnostic]:
     """Each `$node.0` / `$node.key` on a sub-graph's tuple or dict return names one of its items."""
+    if not any(isinstance(plan, (SubgraphPlan, RepeatPlan)) for plan in modules.values()):
+        return []  # the usual graph, of blocks only: nothing it indexes has a static shape
     shapes = {
-        name: shape
+        name: return_shape(modules.get(node.call.partition(":")[2]))
         for name, node in graph.nodes.items()
         if node.call.startswith("module:")
-        and (shape := return_shape(modules.get(node.call.partition(":")[2]))) is not None
     }
-    if not shapes:  # no node returns a static tuple or dict (one that calls no sub-graph)
-        return []
     items = outputs.items() if isinstance(outputs, dict) else enumerate(outputs)
     refs = [
         *(ref for node_refs in uses.values() for ref in node_refs),
@@ -297,7 +296,7 @@ def check_indexes(
     problems = []
     for ref, path in refs:
         shape = shapes.get(ref.name)
-        depth = _index(shape, ref.index)[1] if shape is not None else None
+        depth = _index(shape, ref.index)[1]
         if depth is None:
             continue
         base = Ref(ref.name, ref.index[:depth])
