@@ -42,6 +42,7 @@ GRAPH_PATH: ConfigPath = ("model", "graph")
 # forward's parameters, so an input with one of these names would shadow it: `torch.neg(x)`
 # would call a method of the input. Nodes and modules are renamed by fx, inputs cannot be.
 INPUT_RESERVED = frozenset({"self", "torch", "device", "inf", "nan", "NoneType", "fx_pytree", "pytree"})
+NODE_RESERVED = frozenset({"self"})  # `$self.MODULE` reads a module, not a node
 
 
 # What fx can write into the generated forward as a literal (`torch.float32`, `inf`).
@@ -174,7 +175,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
     node_names = list(graph.nodes)
     for name in node_names:
         path = (*graph_path, "nodes", name)
-        if (p := check_name(name, path, "node", source_map, frozenset({"self"}))) is not None:
+        if (p := check_name(name, path, "node", source_map, NODE_RESERVED)) is not None:
             problems.append(p)
         elif name in graph.inputs:
             problems.append(
