@@ -358,4 +358,4 @@ def planned_modules(plan: GraphPlan) -> int:
             counted[id(module)] = 1 + sum(size(part) for part in parts)
         return counted[id(module)]
 
-    return sum(1 if isinstance(module, BlockPlan) else size(module) for module in plan.modules.values())
+    return sum(size(module) for module in plan.modules.values())
