@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from .graph import (
     dependencies,
     find_cycle,
     parse_refs,
-    refs_in,
+    runs_in_order,
     topological_order,
 )
 from .instances import MAX_MODULES, check_indexes, planned_modules
@@ -41,11 +42,29 @@ GRAPH_PATH: ConfigPath = ("model", "graph")
 # forward's parameters, so an input with one of these names would shadow it: `torch.neg(x)`
 # would call a method of the input. Nodes and modules are renamed by fx, inputs cannot be.
 INPUT_RESERVED = frozenset({"self", "torch", "device", "inf", "nan", "NoneType", "fx_pytree", "pytree"})
+NODE_RESERVED = frozenset({"self"})  # `$self.MODULE` reads a module, not a node
 
 
 # What fx can write into the generated forward as a literal (`torch.float32`, `inf`).
 _CODE_LITERALS = (type(None), bool, int, float, str, Ref)
 _TORCH_LITERALS = (torch.dtype, torch.device, torch.layout, torch.memory_format)
+_LITERALS = _CODE_LITERALS + _TORCH_LITERALS
+
+
+def _is_code(values: Iterable[Any]) -> bool:
+    """Whether `_not_code` would find nothing in `values`: a quick test, without paths, that
+    keeps the usual node (a few $refs and numbers) from paying for the full walk."""
+    stack = list(values)
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is list:
+            stack.extend(item)
+        elif kind is dict:
+            stack.extend(item.values())
+        elif not isinstance(item, _LITERALS):
+            return False
+    return True
 
 
 def _not_code(value: Any, path: ConfigPath, source_map: SourceMap) -> list[Diagnostic]:
@@ -58,7 +77,7 @@ def _not_code(value: Any, path: ConfigPath, source_map: SourceMap) -> list[Diagn
         if isinstance(item, (list, tuple, dict)):
             items = item.items() if isinstance(item, dict) else enumerate(item)
             stack.extend((child, (*where, key)) for key, child in items)
-        elif not isinstance(item, _CODE_LITERALS + _TORCH_LITERALS):
+        elif not isinstance(item, _LITERALS):
             message = f"a value of type {type(item).__name__} cannot be a node argument"
             hint = "node arguments are $refs and plain data; a tensor belongs in a module"
             problems.append(source_map.diagnostic(where, message, hint=hint))
@@ -156,7 +175,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
     node_names = list(graph.nodes)
     for name in node_names:
         path = (*graph_path, "nodes", name)
-        if (p := check_name(name, path, "node", source_map, frozenset({"self"}))) is not None:
+        if (p := check_name(name, path, "node", source_map, NODE_RESERVED)) is not None:
             problems.append(p)
         elif name in graph.inputs:
             problems.append(
@@ -168,23 +187,33 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
     for name, node in graph.nodes.items():
         path = (*graph_path, "nodes", name)
         before = len(problems)
-        args = parse_refs(node.args, (*path, "args"), source_map, problems)
-        kwargs = parse_refs(node.kwargs, (*path, "kwargs"), source_map, problems)
-        # The generated forward passes each keyword by name, so it must be an identifier.
-        problems += filter(None, (check_name(k, (*path, "kwargs", k), "keyword", source_map) for k in kwargs))
-        problems += _not_code({"args": args, "kwargs": kwargs}, path, source_map)
+        refs: list[tuple[Ref, ConfigPath]] = []
+        args = parse_refs(node.args, (*path, "args"), source_map, problems, refs)
+        kwargs = {}
+        if node.kwargs:
+            kwargs = parse_refs(node.kwargs, (*path, "kwargs"), source_map, problems, refs)
+            # The generated forward passes each keyword by name, so it must be an identifier.
+            keywords = (check_name(k, (*path, "kwargs", k), "keyword", source_map) for k in kwargs)
+            problems += filter(None, keywords)
+        if not (_is_code(args) and (not kwargs or _is_code(kwargs.values()))):
+            problems += _not_code({"args": args, "kwargs": kwargs}, path, source_map)
         # A malformed $ref stays a string; binding it would add a second, misleading error.
         checker.bind_arguments = len(problems) == before
-        refs = [(ref, (*path, *where)) for ref, where in refs_in({"args": args, "kwargs": kwargs})]
-        _check_self_refs([r for r in refs if r[0].name == "self"], graph, source_map, problems)
-        tied.update(str(ref.index[0]) for ref, _ in refs if ref.name == "self" and ref.index)
-        uses[name] = [r for r in refs if r[0].name != "self"]
+        # NOTE: [Ref order] Refs are used last written first (the order of `refs_in`): the
+        # cycle a report follows and the order of reference errors depend on it.
+        refs.reverse()
+        uses[name] = node_uses = [r for r in refs if r[0].name != "self"]
+        if len(node_uses) < len(refs):
+            _check_self_refs([r for r in refs if r[0].name == "self"], graph, source_map, problems)
+            tied.update(str(ref.index[0]) for ref, _ in refs if ref.name == "self" and ref.index)
         nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
     problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))
     deps = dependencies(uses, node_names)
 
-    cycle = find_cycle(deps, node_names)
-    if cycle is not None:
+    written = node_names if graph.order is None else graph.order
+    if runs_in_order(written, deps):  # the usual case: no cycle, and `order` (or none) is right
+        order = list(written)
+    elif (cycle := find_cycle(deps, node_names)) is not None:
         problems.append(
             source_map.diagnostic(
                 (*graph_path, "nodes", cycle[0]),
@@ -209,7 +238,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
     return GraphPlan(
         inputs=tuple(graph.inputs),
         modules={name: plan for name, plan in modules.items() if plan is not None},
-        nodes=tuple(typing.cast(NodePlan, nodes[name]) for name in order),
+        nodes=typing.cast("tuple[NodePlan, ...]", tuple([nodes[name] for name in order])),
         outputs=outputs,
         return_kind=graph.return_,
     )

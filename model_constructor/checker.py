@@ -19,11 +19,11 @@ import pydantic
 import torch
 
 from .errors import ConfigPath, Diagnostic, closest, did_you_mean
-from .graph import Ref, refs_in
+from .graph import Ref, contains_ref
 from .instances import check_repeat, check_subgraph
 from .plan import BlockPlan, CallKind, GraphPlan, ModulePlan, NodePlan, RepeatPlan, SubgraphPlan
 from .registry import Entry, Registry
-from .signatures import FACTORY_KWARGS, Signature, signature_of
+from .signatures import Signature, signature_of
 from .source import SourceMap
 from .spec import GraphSpec, ModuleSpec, SubgraphSpec
 
@@ -48,7 +48,9 @@ class Checker:
     # Sub-graph instances checked so far: see NOTE: [Instance bounds].
     instances: int = 0
     args_models: dict[str, type[pydantic.BaseModel]] = field(default_factory=dict)
-    # How each call shape binds, per signature: see `_binding`.
+    # Blocks' validated arguments, by signature (its id) and values: see NOTE: [Same arguments].
+    checked_arguments: dict[_ScalarKey, dict[str, Any]] = field(default_factory=dict)
+    # How each call shape binds, per signature (its id: signatures are cached): see `_binding`.
     bindings: dict[tuple[int, int, tuple[str, ...]], _Binding | str] = field(default_factory=dict)
 
     def report(self, path: ConfigPath, message: str, **extra: Any) -> None:
@@ -68,10 +70,15 @@ class Checker:
 
     def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
         entry = self.registry.get("module", spec.type_)
+        kwargs = spec.kwargs
+        key = None
+        if entry is not None:
+            signature = signature_of(entry.target, entry.signature_policy)
+            key = _scalar_key(signature, kwargs)
+            if key is not None and (known := self.checked_arguments.get(key)) is not None:
+                return BlockPlan(path=path, entry=entry, kwargs=dict(known))
         nested = {
-            name: self.nested(value, (*path, name))
-            for name, value in spec.kwargs.items()
-            if _holds_block(value)
+            name: self.nested(value, (*path, name)) for name, value in kwargs.items() if _holds_block(value)
         }
         if entry is None:
             keys = self.registry.keys("module")
@@ -83,13 +90,14 @@ class Checker:
                 span=len(spec.type_),
             )
             return None
-        literal = {k: v for k, v in spec.kwargs.items() if k not in nested}
-        signature = signature_of(entry.target, entry.signature_policy)
+        literal = {k: v for k, v in kwargs.items() if k not in nested} if nested else kwargs
         validated = self.arguments(entry, signature, literal, set(nested), path)
         for name, plan in nested.items():
             self.check_nested_type(entry, signature, name, plan, path)
-        if validated is None or any(plan is None for plan in nested.values()):
+        if validated is None or (nested and any(plan is None for plan in nested.values())):
             return None
+        if key is not None and _SCALARS.issuperset(map(type, validated.values())):
+            self.checked_arguments[key] = validated
         return BlockPlan(path=path, entry=entry, kwargs={**validated, **nested})
 
     def nested(self, value: Any, path: ConfigPath) -> Any:
@@ -116,15 +124,18 @@ class Checker:
             return literal
         before = len(self.problems)
         given = set(literal) | nested
-        self.argument_names(
-            sorted(given),
-            [] if signature.accepts_extra else signature.names,
-            [p.name for p in signature.parameters.values() if p.required and p.name not in FACTORY_KWARGS],
-            f"block {entry.key!r}",
-            path,
-            missing_hint=lambda _: f"it takes {_plain_signature(signature)}",
-            accepts_extra=signature.accepts_extra,
-        )
+        required = signature.required_arguments
+        names_fit = signature.accepts_extra or given.issubset(signature.parameters)
+        if not names_fit or not given.issuperset(required):  # else argument_names would find nothing
+            self.argument_names(
+                sorted(given),
+                [] if signature.accepts_extra else signature.names,
+                list(required),
+                f"block {entry.key!r}",
+                path,
+                missing_hint=lambda _: f"it takes {_plain_signature(signature)}",
+                accepts_extra=signature.accepts_extra,
+            )
         try:
             validated = signature.model.model_validate(literal)
         except pydantic.ValidationError as exc:
@@ -132,12 +143,11 @@ class Checker:
             return None
         if len(self.problems) > before:
             return None
-        values = {
-            info.alias or name: getattr(validated, name)
-            for name, info in type(validated).model_fields.items()
-            if name in validated.model_fields_set
-        }
-        return {**values, **(validated.model_extra or {})}
+        given_fields, values = validated.model_fields_set, validated.__dict__
+        fields = signature.model_fields.items()
+        arguments = {name: values[field] for field, name in fields if field in given_fields}
+        arguments.update(validated.model_extra or {})
+        return arguments
 
     def argument_names(
         self,
@@ -230,13 +240,11 @@ class Checker:
         modules: dict[str, ModulePlan | None],
     ) -> NodePlan | None:
         kind, _, target = call.partition(":")
-        call_path = (*path, "call")
         function: Callable[..., Any] | None = None
-        signature: Signature | None = None
         if kind == "module":
             if target not in graph.modules:
                 self.report(
-                    call_path,
+                    (*path, "call"),
                     f"unknown module {target!r}",
                     hint=did_you_mean(target, list(graph.modules))
                     or f"modules of this graph: {', '.join(graph.modules) or 'none'}",
@@ -247,19 +255,20 @@ class Checker:
             entry = self.registry.get("function", target)
             if entry is None:
                 self.report(
-                    call_path,
+                    (*path, "call"),
                     f"unknown function {target!r}",
                     hint=did_you_mean(target, self.registry.keys("function"))
                     or "register it with registry.register_function",
                 )
                 return None
             function = entry.target
-            signature = signature_of(entry.target, entry.signature_policy)
-            args, kwargs = self.bind(signature, args, kwargs, f"function {target!r}", path)
+            args, kwargs = self.bind(
+                signature_of(entry.target, entry.signature_policy), args, kwargs, ("function", target), path
+            )
         else:
             if target.startswith("_"):
                 self.report(
-                    call_path,
+                    (*path, "call"),
                     f"tensor method {target!r} is private",
                     hint="only public tensor methods can be called",
                 )
@@ -267,7 +276,7 @@ class Checker:
             if not callable(getattr(torch.Tensor, target, None)):
                 methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
                 self.report(
-                    call_path, f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
+                    (*path, "call"), f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
                 )
                 return None
             if not args or not isinstance(args[0], Ref):  # `0.transpose(1)` is not even Python
@@ -309,7 +318,7 @@ class Checker:
             if forward is not None:
                 signature = signature_of(forward, plan.entry.signature_policy)
                 bound_args, kwargs = self.bind(
-                    signature, ("self", *args), kwargs, f"module {target!r}", path, offset=1
+                    signature, ("self", *args), kwargs, ("module", target), path, offset=1
                 )
                 args = bound_args[1:]
         return args, kwargs
@@ -345,22 +354,23 @@ class Checker:
         signature: Signature,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        what: str,
+        callee: tuple[str, str],
         path: ConfigPath,
         offset: int = 0,
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Check a call's arguments against the callee's signature, and its literals' types.
 
-        `offset` is how many leading `args` the spec did not write (`self` for a module's
-        forward). Returns the arguments with each checked literal replaced by its validated
-        value (so a `lax` callee gets 1.5 for "1.5", as a block's constructor does).
+        `callee` is (kind, name) for messages, as in `module 'proj'`. `offset` is how many
+        leading `args` the spec did not write (`self` for a module's forward). Returns the
+        arguments with each checked literal replaced by its validated value (so a `lax`
+        callee gets 1.5 for "1.5", as a block's constructor does).
         """
         if signature.inspected is None or not self.bind_arguments:
             return args, kwargs
-        shape = (id(signature.inspected), len(args), tuple(kwargs))
+        shape = (id(signature), len(args), tuple(kwargs))
         binding = self.bindings.get(shape)
         if binding is None:
-            binding = self.bindings[shape] = _binding(signature.inspected, len(args), tuple(kwargs))
+            binding = self.bindings[shape] = _binding(signature, len(args), tuple(kwargs))
         if isinstance(binding, str):
             exc = binding
             hint = None
@@ -370,37 +380,58 @@ class Checker:
             where = (*path, "kwargs", unexpected[0]) if unexpected else (*path, "args")
             self.report(
                 where,
-                f"arguments do not fit {what}: {exc}",
+                f"arguments do not fit {_callee(callee)}: {exc}",
                 key=bool(unexpected),
                 hint=hint or f"it takes {_plain_signature(signature, skip=offset)}",
             )
             return args, kwargs
-        checked_args, checked_kwargs = list(args), dict(kwargs)
-        for name, index, keyword in binding:
-            param = signature.parameters.get(name)
+        checked: list[tuple[int, str | None, Any]] = []
+        for name, index, keyword, validator in binding:
             value = args[index] if keyword is None else kwargs[keyword]
-            if param is None or param.validator is None or refs_in(value):
+            if isinstance(value, Ref) or contains_ref(value):  # the first test: the usual $ref
                 continue
             try:
-                checked = param.validator.validate_python(value)
+                checked.append((index, keyword, validator.validate_python(value)))
             except pydantic.ValidationError as exc:
                 error = exc.errors()[0]
                 where = (*path, "kwargs", name) if keyword is not None else (*path, "args", index - offset)
                 self.report(
                     where,
-                    f"argument {name!r} of {what}: {error['msg'].rstrip('.')}, got {value!r}",
+                    f"argument {name!r} of {_callee(callee)}: {error['msg'].rstrip('.')}, got {value!r}",
                     hint=_strict_hint(error),
                 )
-                continue
+        if not checked:
+            return args, kwargs
+        checked_args, checked_kwargs = list(args), dict(kwargs)
+        for index, keyword, value in checked:
             if keyword is not None:
-                checked_kwargs[keyword] = checked
+                checked_kwargs[keyword] = value
             else:
-                checked_args[index] = checked
+                checked_args[index] = value
         return tuple(checked_args), checked_kwargs
 
 
-# Each argument of a call as (parameter name, index in args, or its keyword in kwargs).
-_Binding = tuple[tuple[str, int, str | None], ...]
+# NOTE: [Same arguments]
+# Specs repeat blocks with the same arguments (a stack of `nn.Linear(512, 512)`), and their
+# validation is most of the cost of checking a block: arguments found valid for a signature
+# are validated once per check, and each block that repeats them gets a copy of the result.
+# Only values of exact types int, bool, str and None take part, in the key and in the
+# result: equal such values validate alike, and a result shared by plans holds nothing
+# mutable. The type is part of the key, as `True == 1`; a float is left out, as
+# `-0.0 == 0.0`. A block with a nested block spec is not a candidate (its spec is no scalar).
+_SCALARS = frozenset({int, bool, str, type(None)})
+_ScalarKey = tuple[int, tuple[tuple[str, Any], ...], tuple[type, ...]]
+
+
+def _scalar_key(signature: Signature, kwargs: dict[str, Any]) -> _ScalarKey | None:
+    """`kwargs` as a key of `Checker.checked_arguments`, or None if they are not all scalars."""
+    types = tuple(map(type, kwargs.values()))
+    return (id(signature), tuple(kwargs.items()), types) if _SCALARS.issuperset(types) else None
+
+
+# Each argument of a call whose value is checked: (parameter name, index in args, or its
+# keyword in kwargs, the parameter's validator).
+_Binding = tuple[tuple[str, int, str | None, pydantic.TypeAdapter[Any]], ...]
 
 
 class _Slot:
@@ -410,22 +441,34 @@ class _Slot:
         self.index, self.keyword = index, keyword
 
 
-def _binding(inspected: inspect.Signature, count: int, keywords: tuple[str, ...]) -> _Binding | str:
-    """Which parameter each argument of a call with `count` positional arguments and
-    `keywords` binds to, or inspect's message if the call does not fit.
+def _binding(signature: Signature, count: int, keywords: tuple[str, ...]) -> _Binding | str:
+    """Which checked parameter each argument of a call with `count` positional arguments
+    and `keywords` binds to, or inspect's message if the call does not fit.
 
     Binding depends on the call's shape only, not its values, and `inspect.Signature.bind`
     costs about 10 us: a 1000-node spec makes a handful of shapes, bound once each
     (`Checker.bindings`). Arguments gathered by `*args` or `**kwargs` are left out, as
-    they match no parameter a literal could be checked against.
+    they match no parameter a literal could be checked against, and so are those whose
+    parameter has no validator.
     """
+    assert signature.inspected is not None
+    slots = (_Slot(i, None) for i in range(count))
     try:
-        bound = inspected.bind(*(_Slot(i, None) for i in range(count)), **{k: _Slot(0, k) for k in keywords})
+        bound = signature.inspected.bind(*slots, **{k: _Slot(0, k) for k in keywords})
     except TypeError as exc:
         return str(exc)
     return tuple(
-        (name, slot.index, slot.keyword) for name, slot in bound.arguments.items() if isinstance(slot, _Slot)
+        (name, slot.index, slot.keyword, param.validator)
+        for name, slot in bound.arguments.items()
+        if isinstance(slot, _Slot)
+        and (param := signature.parameters.get(name)) is not None
+        and param.validator is not None
     )
+
+
+def _callee(callee: tuple[str, str]) -> str:
+    kind, name = callee
+    return f"{kind} {name!r}"
 
 
 def _plain_signature(signature: Signature, skip: int = 0) -> str:

@@ -32,13 +32,31 @@ class Ref:
         return "$" + ".".join([self.name, *map(str, self.index)])
 
 
-def parse_refs(value: Any, path: ConfigPath, source_map: SourceMap, problems: list[Diagnostic]) -> Any:
-    """Replace `$ref` strings in `value` (nested lists and dicts too) with `Ref`; `$$x` -> `$x`."""
-    if isinstance(value, str) and value.startswith("$"):
+def parse_refs(
+    value: Any,
+    path: ConfigPath,
+    source_map: SourceMap,
+    problems: list[Diagnostic],
+    found: list[tuple[Ref, ConfigPath]] | None = None,
+) -> Any:
+    """Replace `$ref` strings in `value` (nested lists and dicts too) with `Ref`; `$$x` -> `$x`.
+
+    Each Ref of the result (parsed, or a `Ref` already in `value`) is appended to `found`
+    with its path, in document order: the check stage needs them, and a second walk of every
+    node's arguments (`refs_in`) would cost as much as this one.
+    """
+    if isinstance(value, str):
+        if not value.startswith("$"):
+            return value
         if value.startswith("$$"):
             return value[1:]
-        match = _REF.match(value)
-        if match is None:
+        name = value[1:]
+        if name.isascii() and name.isidentifier():  # `$name`, the usual ref, without the regex
+            value = Ref(name)
+        elif (match := _REF.match(value)) is not None:
+            index = tuple(int(p) if p.isdigit() else p for p in match.group(2).split(".")[1:])
+            value = Ref(match.group(1), index)
+        else:
             problems.append(
                 source_map.diagnostic(
                     path,
@@ -47,13 +65,29 @@ def parse_refs(value: Any, path: ConfigPath, source_map: SourceMap, problems: li
                 )
             )
             return value
-        index = tuple(int(p) if p.isdigit() else p for p in match.group(2).split(".")[1:])
-        return Ref(match.group(1), index)
+    if isinstance(value, Ref):
+        if found is not None:
+            found.append((value, path))
+        return value
     if isinstance(value, list):
-        return [parse_refs(v, (*path, i), source_map, problems) for i, v in enumerate(value)]
+        return [parse_refs(v, (*path, i), source_map, problems, found) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {k: parse_refs(v, (*path, k), source_map, problems) for k, v in value.items()}
+        return {k: parse_refs(v, (*path, k), source_map, problems, found) for k, v in value.items()}
     return value
+
+
+def contains_ref(value: Any) -> bool:
+    """Whether a Ref is inside `value` (as `refs_in(value)` would find one, without listing them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Ref):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return False
 
 
 def refs_in(value: Any) -> list[tuple[Ref, tuple[str | int, ...]]]:
@@ -75,7 +109,10 @@ def check_name(
     name: str, path: ConfigPath, what: str, source_map: SourceMap, reserved: frozenset[str] = frozenset()
 ) -> Diagnostic | None:
     """A name that becomes Python code (argument, attribute) must be a plain identifier."""
-    if not _IDENTIFIER.match(name) or keyword.iskeyword(name):
+    # The regex matches every ASCII identifier, which str methods find at a fraction of its
+    # cost; it still judges the rest.
+    plain = name.isascii() and name.isidentifier()
+    if (not plain and not _IDENTIFIER.match(name)) or keyword.iskeyword(name):
         return source_map.diagnostic(
             path,
             f"{what} name {name!r} is not a Python identifier",
@@ -96,6 +133,8 @@ def check_refs(
 ) -> list[Diagnostic]:
     """Each node's refs must name a graph input or a node."""
     known_set = set(known)
+    if known_set.issuperset([ref.name for refs in uses.values() for ref, _ in refs]):
+        return []  # the usual case, found without a list per node
     problems = []
     for user, refs in uses.items():
         unknown = [(ref, path) for ref, path in refs if ref.name not in known_set]
@@ -120,10 +159,29 @@ def dependencies(
 ) -> dict[str, list[str]]:
     """node -> the nodes whose results it uses (graph inputs left out), in first-use order."""
     node_set = set(nodes)
-    return {
-        name: list(dict.fromkeys(ref.name for ref, _ in uses.get(name, []) if ref.name in node_set))
-        for name in nodes
-    }
+    deps = {}
+    for name in nodes:
+        used = [ref.name for ref, _ in uses.get(name, ()) if ref.name in node_set]
+        deps[name] = list(dict.fromkeys(used)) if len(used) > 1 else used
+    return deps
+
+
+def runs_in_order(order: Sequence[str], deps: Mapping[str, list[str]]) -> bool:
+    """Whether `order` lists every node of `deps` once, each after the nodes it uses.
+
+    Such an order proves the graph has no cycle. When it is the declaration order, it is also
+    the one `topological_order` returns (Kahn's algorithm taking the first declared node
+    ready), so a graph written in running order, the usual case, is ordered in one pass.
+    """
+    if len(order) != len(deps):
+        return False
+    done: set[str] = set()
+    for name in order:
+        uses = deps.get(name)
+        if uses is None or name in done or not done.issuperset(uses):
+            return False
+        done.add(name)
+    return True
 
 
 def find_cycle(deps: Mapping[str, list[str]], nodes: Sequence[str]) -> list[str] | None:

@@ -48,6 +48,22 @@ class Signature:
     def names(self) -> list[str]:
         return list(self.parameters)
 
+    # NOTE: [Derived once] A signature is made once per callable (`signature_of` is cached)
+    # and checked against every block that uses it: what each check would derive from it
+    # again is derived here, once.
+
+    @functools.cached_property
+    def required_arguments(self) -> tuple[str, ...]:
+        """The parameters a spec must give: those without a default, but device and dtype,
+        which build_model fills in."""
+        return tuple(p.name for p in self.parameters.values() if p.required and p.name not in FACTORY_KWARGS)
+
+    @functools.cached_property
+    def model_fields(self) -> dict[str, str]:
+        """`model`'s field names, in order, each with the parameter name it stands for."""
+        fields = self.model.model_fields if self.model is not None else {}
+        return {field: info.alias or field for field, info in fields.items()}
+
 
 def _list_to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
