@@ -15,11 +15,12 @@ import functools
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigPath, Diagnostic, Location, SpecError, format_path, source_lines
+from .plain import BoundedCopy, Unbounded, exact_plain_tree
 from .source import MAX_FILE_BYTES, SourceMap
 
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
@@ -107,22 +108,105 @@ class _Resolver:
     resolved_params: dict[ConfigPath, Any] = field(default_factory=dict)
     failed_params: set[ConfigPath] = field(default_factory=set)
     in_progress: list[ConfigPath] = field(default_factory=list)
+    # Each string resolved so far that defers nothing: its value, and how many characters it
+    # made. A spec repeats a few (`${params.width}` 2000 times in a 1000-module spec), and
+    # such a string resolves to the same value wherever it is written, since each param is
+    # resolved once. Faults are not kept: each use is reported where it is written.
+    strings: dict[str, tuple[Any, int]] = field(default_factory=dict)
     # Characters of the strings made so far: bounded like a file (NOTE: [YAML bounds]).
     made: int = 0
+    # Tallies the resolved tree as `resolved` builds it: see NOTE: [Bounded copy, fast and exact].
+    bounds: BoundedCopy = field(default_factory=BoundedCopy)
+    # Of `strings`, those that resolve to a number or a bool, with what one use adds to the
+    # text tally of `bounds`: `_resolved_items` places another use of one in a single step.
+    numbers: dict[str, tuple[Any, int]] = field(default_factory=dict)
 
-    def spend(self, made: Any, path: ConfigPath) -> None:
-        self.made += len(made) if isinstance(made, str) else sum(map(len, made))
+    def spend(self, made: int, path: ConfigPath) -> None:
+        self.made += made
         if self.made > MAX_FILE_BYTES:
             message = f"spec too large: interpolations make more than {MAX_FILE_BYTES} characters"
             raise SpecError([self.source_map.diagnostic(path, message)], self.sources)
 
     def tree_value(self) -> dict[str, Any]:
+        """The tree resolved, sharing each param's value wherever it is used."""
         out: dict[str, Any] = {}
         for key, value in self.tree.items():
             if key == "params" and isinstance(value, dict):
                 out[key] = {name: self.top_param(name) for name in value}
             else:
                 out[key] = self.value(value, (key,))
+        return out
+
+    def resolved_tree(self) -> dict[str, Any]:
+        """`tree_value`, but copied throughout and counted against the bounds as it is built.
+
+        Raises Unbounded past a bound: then the exact walk tells which value is the first
+        past it (NOTE: [Bounded copy, fast and exact]).
+        """
+        bounds = self.bounds
+        bounds.count(len(self.tree), 1)
+        out: dict[str, Any] = {}
+        for key, value in self.tree.items():
+            if key == "params" and isinstance(value, dict):
+                bounds.count(len(value), 2)
+                out[key] = {name: bounds.copy(self.top_param(name), 2) for name in value}
+            else:
+                out[key] = self.resolved(value, (key,), 1)
+        bounds.finish()
+        return out
+
+    def resolved(self, value: Any, path: ConfigPath, depth: int) -> Any:
+        """A resolved copy of `value`, written at `path` and `depth` and already counted.
+
+        Recursive, as deep as the tree: `bounds` stops it past MAX_DEPTH before it descends.
+        """
+        kind = type(value)
+        if kind is dict:
+            return self._resolved_items({}, value.items(), len(value), path, depth)
+        if kind is list:
+            return self._resolved_items([None] * len(value), enumerate(value), len(value), path, depth)
+        if isinstance(value, str) and "${" in value:
+            return self._interpolated(value, path, depth)
+        return self.bounds.copy(value, depth)
+
+    def _interpolated(self, text: str, path: ConfigPath, depth: int) -> Any:
+        """The value of `text`, which holds `${...}`, counted at `depth`: a copy of its own,
+        since a param's value may be used many times."""
+        result = self.string(text, path)
+        before = self.bounds.text
+        copied = self.bounds.copy(result, depth)
+        if type(result) in (int, float, bool) and text in self.strings:
+            self.numbers[text] = (result, self.bounds.text - before)
+        return copied
+
+    def _resolved_items(
+        self,
+        out: dict[str, Any] | list[Any],
+        items: Iterable[tuple[Any, Any]],
+        size: int,
+        path: ConfigPath,
+        depth: int,
+    ) -> dict[str, Any] | list[Any]:
+        """`out` (a dict, or a list of `size`) filled with the resolved `items` (key, value) of
+        a container written at `path` and `depth`."""
+        self.bounds.count(size, depth + 1)
+        text = 0
+        numbers = self.numbers
+        for key, child in items:
+            # Most values are strings with nothing to resolve, or numbers resolved before
+            # (`${params.width}`): they take the short way.
+            if type(child) is str:
+                if "${" not in child:
+                    text += len(child)
+                    out[key] = child
+                    continue
+                number = numbers.get(child)
+                if number is not None:
+                    out[key] = number[0]
+                    text += number[1]
+                    continue
+            out[key] = self.resolved(child, (*path, key), depth + 1)
+        self.bounds.text += text
         return out
 
     def deferred(self, text: str, path: ConfigPath) -> bool:
@@ -156,13 +240,22 @@ class _Resolver:
         return value
 
     def string(self, text: str, path: ConfigPath) -> Any:
+        # Only strings that defer nothing are kept, so one found needs no `deferred` check.
+        known = self.strings.get(text)
+        if known is not None:
+            result, made = known
+            if made:
+                self.spend(made, path)
+            return result
         whole = INTERPOLATION.fullmatch(text)
         try:
             if self.deferred(text, path):
                 return text
             if whole:
                 result = self.expression(whole.group(1), path)
-                self.spend(result if isinstance(result, str) else "", path)
+                made = len(result) if isinstance(result, str) else 0
+                self.spend(made, path)
+                self.strings[text] = (result, made)
                 return result
             pieces = []
             for match in INTERPOLATION.finditer(text):
@@ -174,9 +267,12 @@ class _Resolver:
                         hint="use it as the whole value",
                     )
                 pieces.append(str(result))
-            self.spend(pieces, path)
+            made = sum(map(len, pieces))
+            self.spend(made, path)
             parts = iter(pieces)
-            return INTERPOLATION.sub(lambda _: next(parts), text)
+            result = INTERPOLATION.sub(lambda _: next(parts), text)
+            self.strings[text] = (result, made)
+            return result
         except _Failure as failure:
             self.report(path, text, failure)
             return None
@@ -419,23 +515,40 @@ def _point_into_string(diag: Diagnostic, text: str, sources: dict[str, str]) -> 
 def interpolate(tree: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
     """Return a copy of `tree` with every `${params...}` resolved; raise SpecError listing all faults.
 
+    The copy shares nothing with `tree` nor within itself (a param used twice is two
+    copies), and is held to the bounds of NOTE: [YAML bounds] again: interpolation can
+    repeat a value (`${params.big}` used many times) and nest values deeper than any file
+    did. Interpolation faults are reported first, then the first value past a bound.
     Strings that use `${args...}` or `${index}` are left for `substitute`; see
     NOTE: [Deferred interpolation].
     """
     if not isinstance(tree, dict):
         return tree
+    resolver = _resolver(tree, source_map, sources)
+    try:
+        resolved = resolver.resolved_tree()
+    except Unbounded:
+        # Past a bound: resolve again, each param's value shared by its uses, and let the
+        # exact walk report the first value past the bound, after any interpolation fault.
+        resolver = _resolver(tree, source_map, sources)
+        shared = resolver.tree_value()
+        if resolver.problems:
+            raise SpecError(resolver.problems, sources) from None
+        return exact_plain_tree(shared, source_map, sources)
+    if resolver.problems:
+        raise SpecError(resolver.problems, sources)
+    return resolved
+
+
+def _resolver(tree: dict[str, Any], source_map: SourceMap, sources: dict[str, str]) -> _Resolver:
     params = tree.get("params")
-    resolver = _Resolver(
+    return _Resolver(
         scope={"params": params if isinstance(params, dict) else {}},
         source_map=source_map,
         sources=sources,
         tree=tree,
         deferrable=DEFERRED_ROOTS,
     )
-    resolved = resolver.tree_value()
-    if resolver.problems:
-        raise SpecError(resolver.problems, sources)
-    return resolved
 
 
 def substitute(

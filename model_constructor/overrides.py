@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import ConfigPath, Diagnostic, Location, SpecError, closest, format_path
 from .plain import plain_tree
-from .source import SourceMap, load_yaml_text
+from .source import MAX_DEPTH, SourceMap, load_yaml_text
 
 OVERRIDES_FILE = "<overrides>"
 
@@ -68,6 +68,13 @@ def _apply(
             location=at_override,
             hint="write a dotted path such as params.width or model.graph.inputs.0",
             span=len(written),
+        )
+    if len(parts) > MAX_DEPTH:
+        # `+a.a.a...` would make a mapping that deep, which later stages walk recursively.
+        return Diagnostic(
+            path=(),
+            message=f"spec too large: override path nested deeper than {MAX_DEPTH} levels",
+            location=at_override,
         )
     path: ConfigPath = ()
     container: Any = tree

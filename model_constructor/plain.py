@@ -8,7 +8,7 @@ holding itself is refused like an oversized file, not by overflowing the stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,14 +22,123 @@ from .source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, SourceMap, past_bound
 MAX_TEXT = MAX_FILE_BYTES
 MAX_INT_BITS = 14_000
 
+# NOTE: [Bounded copy, fast and exact]
+# A spec given as data is copied (here), and every spec's interpolated result is built as a
+# copy (interpolation.py), both within the bounds: this runs on every value of a spec, twice
+# per build from data. Within the bounds, only the totals matter: `BoundedCopy` copies
+# recursively, with no paths, and tallies values and text; it checks the depth before it
+# descends and the count of a container's values before it reads them, so no tree costs it
+# more than the bounds allow. At anything that would be reported (a bound passed, a key
+# that is not a string) it raises `Unbounded`, and the caller starts over with the exact
+# walk, `exact_plain_tree`, which visits the values in order with their paths and reports
+# the first value past a bound. Faults are rare, so they pay for the walk twice.
+
+
+class Unbounded(Exception):
+    """The fast copy met something the exact walk reports (internal, never escapes)."""
+
+
+class BoundedCopy:
+    """Copies plain data while counting it against the bounds of NOTE: [YAML bounds].
+
+    One instance tallies one tree: the root is counted when it is made. Raises `Unbounded`
+    past a bound or at a key that is not a string; see NOTE: [Bounded copy, fast and exact].
+    """
+
+    __slots__ = ("text", "values")
+
+    def __init__(self) -> None:
+        self.values = 1  # the root
+        self.text = 0  # characters of strings, and digits of integers
+
+    def count(self, children: int, depth: int) -> None:
+        """Count `children` more values at `depth`."""
+        if children:
+            self.values += children
+            if self.values > MAX_VALUES or depth > MAX_DEPTH:
+                raise Unbounded
+
+    def finish(self) -> None:
+        """Check the total text, which only grows, once the whole tree is counted."""
+        if self.text > MAX_TEXT:
+            raise Unbounded
+
+    def copy(self, item: Any, depth: int) -> Any:
+        """A copy of `item`, a value at `depth` that is already counted."""
+        kind = type(item)
+        if kind is str:
+            self.text += len(item)
+            return item
+        if kind is dict:
+            return self._mapping(item.items(), len(item), depth)
+        if kind is list:
+            return self._sequence(item, depth)
+        if kind is int:
+            return self._integer(item)
+        if kind is float or item is None or kind is bool:
+            return item
+        # Subclasses and the rest, after the plain types: `isinstance` against ABCs is slow.
+        if isinstance(item, BaseModel):
+            return self.copy(item.model_dump(by_alias=True, exclude_defaults=True), depth)
+        if isinstance(item, str):
+            self.text += len(item)
+            return item
+        if isinstance(item, int):
+            return self._integer(item)
+        if isinstance(item, Mapping):
+            pairs = list(item.items())
+            return self._mapping(pairs, len(pairs), depth)
+        if isinstance(item, (list, tuple)):
+            return self._sequence(item, depth)
+        return item
+
+    def _mapping(self, pairs: Iterable[tuple[Any, Any]], size: int, depth: int) -> dict[str, Any]:
+        self.count(size, depth + 1)
+        out: dict[str, Any] = {}
+        text = 0
+        for key, child in pairs:
+            if type(key) is not str and not isinstance(key, str):
+                raise Unbounded
+            if type(child) is str:
+                text += len(child)
+                out[key] = child
+            else:
+                out[key] = self.copy(child, depth + 1)
+        self.text += text
+        return out
+
+    def _sequence(self, items: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
+        self.count(len(items), depth + 1)
+        return [self.copy(child, depth + 1) for child in items]
+
+    def _integer(self, item: int) -> int:
+        bits = item.bit_length()
+        if bits > MAX_INT_BITS:
+            raise Unbounded
+        self.text += bits // 3  # about its number of digits
+        return item
+
 
 def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
     """A copy of `value` as dicts, lists and scalars, within the bounds of NOTE: [YAML bounds].
 
-    Copies caller data, so that nothing we do can mutate it. Iterative, so that no input
-    (a dict nested 100,000 deep, or holding itself) can overflow the stack; a value is
-    counted each time it occurs, so shared values count as often as they are used.
+    Copies caller data, so that nothing we do can mutate it. No input (a dict nested 100,000
+    deep, or holding itself) can overflow the stack; a value is counted each time it occurs,
+    so shared values count as often as they are used.
     """
+    bounds = BoundedCopy()
+    try:
+        copied = bounds.copy(value, 0)
+        bounds.finish()
+    except Unbounded:
+        return exact_plain_tree(value, source_map, sources)
+    return copied
+
+
+def exact_plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
+    """`plain_tree`, walked value by value in order, with paths: it reports the first value
+    past a bound and every key that is not a string. Iterative, so no input overflows the stack.
+    See NOTE: [Bounded copy, fast and exact]."""
     root: list[Any] = [None]
     stack: list[tuple[Any, ConfigPath, Any, Any, int]] = [(value, (), root, 0, 0)]
     problems: list[Diagnostic] = []
@@ -37,19 +146,11 @@ def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> An
     while stack:
         item, path, parent, slot, depth = stack.pop()
         count += 1
-        # This runs once per value of a spec, twice per build: plain str, dict and list take
-        # the short way, since `isinstance` against BaseModel and Mapping (ABCs) is slow.
-        kind = type(item)
-        if kind is str and count <= MAX_VALUES and depth <= MAX_DEPTH:
-            text += len(item)
-            if text <= MAX_TEXT:
-                parent[slot] = item
-                continue
-        if kind is not dict and kind is not list and isinstance(item, BaseModel):
+        if isinstance(item, BaseModel):
             item = item.model_dump(by_alias=True, exclude_defaults=True)
         too_large = past_bounds(count, depth)
         if too_large is None:
-            if isinstance(item, str) and kind is not str:  # a str's length was counted above
+            if isinstance(item, str):
                 text += len(item)
             elif isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
                 too_large = f"an integer of more than {MAX_INT_BITS} bits"
@@ -60,7 +161,7 @@ def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> An
         if too_large is not None:
             problems.append(source_map.diagnostic(path, f"spec too large: {too_large}"))
             break
-        if kind is dict or (kind is not list and isinstance(item, Mapping)):
+        if isinstance(item, Mapping):
             out: dict[str, Any] = {}
             parent[slot] = out
             # Children are filled in as they are popped: last pushed, first filled.

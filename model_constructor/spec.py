@@ -116,11 +116,15 @@ class ModuleSpec(BaseModel):
     @classmethod
     def _nest_block_specs(cls, data: Any) -> Any:
         # Keep nested block specs as ModuleSpec objects, so Python-built and YAML-built
-        # specs look the same to the checker and dump the same way.
-        if isinstance(data, dict):
-            return {
-                key: value if key in ("_type_", "type_") else _nested(value) for key, value in data.items()
-            }
+        # specs look the same to the checker and dump the same way. Most modules nest none:
+        # they are passed on as they are (this runs once per module of a spec).
+        if not isinstance(data, dict):
+            return data
+        for value in data.values():
+            if isinstance(value, (dict, list)):
+                return {
+                    key: item if key in ("_type_", "type_") else _nested(item) for key, item in data.items()
+                }
         return data
 
     @property

@@ -185,6 +185,27 @@ def test_bounds_python_spec_holding_itself_refused() -> None:
     assert diagnostic.message == "spec too large: nesting deeper than 64 levels"
 
 
+def test_bounds_python_spec_values_counted_as_used() -> None:
+    # One list of 1,000 values, used 1,000 times: the first value past 10**6 is reported.
+    [diagnostic] = load_error(python_spec({"a": 1, "rows": [[0] * 1000] * 1000})).diagnostics
+    assert diagnostic.message == "spec too large: more than 1000000 values"
+    assert diagnostic.path == ("params", "rows", 998, 996)
+
+
+@pytest.mark.parametrize(
+    ("params", "path"),
+    [
+        ({"row": list(range(1000)), "rows": ["${params.row}"] * 999}, ("params", "rows", 997, 997)),
+        # An interpolation fault is reported first, whatever the size.
+        ({"row": list(range(1000)), "rows": ["${params.row}"] * 999, "b": "${params.nope}"}, ("params", "b")),
+    ],
+    ids=["too-large", "fault-first"],
+)
+def test_bounds_python_spec_interpolated_values_counted_as_used(params: dict[str, Any], path: Any) -> None:
+    [diagnostic] = load_error(python_spec(params)).diagnostics
+    assert diagnostic.path == path
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

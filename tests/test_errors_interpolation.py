@@ -100,6 +100,15 @@ def test_interpolation_formatted_into_longer_string(tmp_path: Path, text: str, e
     assert params["out"] == expected
 
 
+def test_interpolation_param_used_twice_is_two_copies(tmp_path: Path) -> None:
+    # Each use is a copy of its own: a module that changed its list would change no other.
+    written = "{shape: [2, 3], a: '${params.shape}', b: ['${params.shape}', '${params.a}']}"
+    params = resolved(tmp_path, written)
+    assert params["a"] == params["b"][0] == params["b"][1] == params["shape"] == [2, 3]
+    used = [params["shape"], params["a"], *params["b"]]
+    assert len({id(value) for value in used}) == len(used)
+
+
 def test_interpolation_params_refer_to_params(tmp_path: Path) -> None:
     path = write_spec(
         tmp_path,
@@ -385,6 +394,15 @@ def test_interpolation_type_error(tmp_path: Path, value: str, message: str, hint
     [(line, col, got, got_hint)] = located(load_error(path))
     assert (line, got, got_hint) == (7, message, hint)
     assert col == USE_COL + value.index("$")
+
+
+def test_interpolation_same_fault_reported_at_each_use(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, spec_text("{a: '${params.nope}', b: ['${params.nope}']}", "'${params.nope}'"))
+    assert located(load_error(path), hint=False) == [
+        (2, 14, "unknown param 'params.nope'"),
+        (2, 36, "unknown param 'params.nope'"),
+        (7, USE_COL + 1, "unknown param 'params.nope'"),
+    ]
 
 
 def test_interpolation_errors_all_reported_sorted(tmp_path: Path) -> None:

@@ -253,3 +253,18 @@ def test_overrides_deeply_nested_value_is_refused_not_recursed(spec_path: Path) 
     with pytest.raises(SpecError) as info:
         load_spec(spec_path, overrides={"params.width": value})
     assert [d.message for d in info.value.diagnostics] == ["spec too large: nesting deeper than 64 levels"]
+
+
+def test_overrides_deeply_nested_path_is_refused_not_recursed(spec_path: Path) -> None:
+    written = "+params.x." + ".".join(["a"] * 100_000)
+    (diagnostic,) = _error(spec_path, {"params.width": 2, written: 1}).diagnostics
+    assert diagnostic.message == "spec too large: override path nested deeper than 64 levels"
+    assert diagnostic.location == Location("<overrides>", 2, 1)
+
+
+def test_overrides_path_64_levels_deep_is_added(spec_path: Path) -> None:
+    written = "+params.x." + ".".join(["a"] * 62)
+    value = load_spec(spec_path, overrides={written: 1}).params["x"]
+    for _ in range(62):
+        value = value["a"]
+    assert value == 1
