@@ -1,9 +1,13 @@
 """Load YAML once, into plain Python data plus a `SourceMap` from config paths to positions.
 
-We use ruamel.yaml's round-trip loader rather than PyYAML or `typ="safe"` because it is the
-loader that records a line and column for every key and value, which every later stage
-needs for its messages. It constructs no Python objects from tags; we still refuse every
-non-core tag, since a file that says `!!python/...` is either a mistake or an attack.
+We parse with ruamel.yaml, whose composed nodes carry the line and column of every key, value
+and item, which every later stage needs for its messages, and build the plain data and the
+`SourceMap` straight from those nodes (`_PlainConstructor`). ruamel's round-trip constructor
+built CommentedMaps that we then copied (70 of the 445 ms that 2008 lines took to load); it
+now constructs only the values that are not strings, mappings or lists, so numbers,
+booleans and null resolve exactly as it resolves them (YAML 1.2 unless the file says
+`%YAML 1.1`). Nothing constructs Python objects from tags; we still refuse every non-core
+tag, since a file that says `!!python/...` is either a mistake or an attack.
 
 NOTE: [Unquoted interpolation]
 Users write `{width: ${params.width}}`, which no YAML parser accepts: `{` opens a flow
@@ -14,8 +18,10 @@ the placeholders are turned back into the original text in every key and string 
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,13 +29,14 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.composer import Composer
-from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
+from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import Scanner
 
-from .errors import ConfigPath, Diagnostic, Location, SpecError
+from .errors import ConfigPath, Diagnostic, Location, SpecError, source_lines
 
 # NOTE: [YAML bounds]
 # A spec from outside must not exhaust memory, time or the stack. The file is refused past
@@ -38,17 +45,18 @@ from .errors import ConfigPath, Diagnostic, Location, SpecError
 # the time Python's recursion limit would stop it). Before anything is constructed, the
 # composed nodes, where an alias is one shared node, are counted as if every alias were
 # expanded ("billion laughs": ten lines that expand to 10**9 values), in time linear in the
-# document. `load.py` applies the same bounds again after interpolation, which can also
-# repeat and nest values.
+# document (NOTE: [Counting without aliases]). This also bounds the plain tree built from
+# them, aliases and merges expanded. `load.py` applies the same bounds again after
+# interpolation, which can also repeat and nest values.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_VALUES = 1_000_000
 
 
-def past_bounds(count: int, depth: int, values_note: str = "") -> str | None:
+def past_bounds(count: int, depth: int) -> str | None:
     """What a tree breaks, having `count` values so far and one at `depth`, or None."""
     if count > MAX_VALUES:
-        return f"more than {MAX_VALUES} values{values_note}"
+        return f"more than {MAX_VALUES} values"
     if depth > MAX_DEPTH:
         return f"nesting deeper than {MAX_DEPTH} levels"
     return None
@@ -154,10 +162,12 @@ def _file_error(name: str, message: str) -> SpecError:
 class _Refused(Exception):
     """A document refused while composing or constructing it, at `mark` (internal)."""
 
-    def __init__(self, message: str, mark: Any):
+    def __init__(self, message: str, mark: Any, hint: str | None = None, span: int = 1):
         super().__init__(message)
         self.message = message
         self.mark = mark
+        self.hint = hint
+        self.span = span
 
 
 class _BoundedComposer(Composer):
@@ -166,11 +176,16 @@ class _BoundedComposer(Composer):
     def __init__(self, loader: Any = None):
         super().__init__(loader=loader)
         self._nesting = 0
+        self._composed = 0  # nodes, aliases not counted
+        self._aliased = False
+        self._bad_key: Node | None = None  # the last collection used as a key
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.parser.check_event(AliasEvent):
+            self._aliased = True
             return super().compose_node(parent, index)
         self._nesting += 1
+        self._composed += 1
         try:
             if self._nesting > MAX_DEPTH + 1:  # the document itself is level 0
                 mark = self.parser.peek_event().start_mark
@@ -179,11 +194,33 @@ class _BoundedComposer(Composer):
         finally:
             self._nesting -= 1
 
-    def compose_document(self) -> Any:
-        node = super().compose_document()
-        if node is not None:
-            _check_expansion(node)
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        for key, _ in node.value:
+            if not isinstance(key, ScalarNode):
+                self._bad_key = key
+                break
         return node
+
+    def compose_document(self) -> Any:
+        self._composed, self._aliased, self._bad_key = 0, False, None
+        node = super().compose_document()
+        # NOTE: [Counting without aliases]
+        # With no alias, the composed nodes are the expanded tree: their number is its size,
+        # the composer has bounded its depth, and no node can contain itself. Only a
+        # collection used as a key is left to refuse, and `_check_expansion`, which walks the
+        # tree in the reverse of the order the composer completes nodes, would meet the last
+        # one first. This skips a walk that took 30 ms of a 440 ms load at 2008 lines.
+        if self._aliased or self._composed > MAX_VALUES:
+            _check_expansion(node)
+        elif self._bad_key is not None:
+            raise _collection_key(self._bad_key)
+        return node
+
+
+def _collection_key(key: Node) -> _Refused:
+    kind = "mapping" if isinstance(key, MappingNode) else "sequence"
+    return _Refused(f"mapping keys must be strings, got a {kind}", key.start_mark)
 
 
 def _check_expansion(root: Node) -> None:
@@ -214,25 +251,234 @@ def _check_expansion(root: Node) -> None:
         else:
             entered.add(id(node))
             for key in children[::2] if isinstance(node, MappingNode) else ():
-                if not isinstance(key, ScalarNode):  # ruamel would hash it: CommentedMap cannot be
-                    kind = "mapping" if isinstance(key, MappingNode) else "sequence"
-                    raise _Refused(f"mapping keys must be strings, got a {kind}", key.start_mark)
+                if not isinstance(key, ScalarNode):
+                    raise _collection_key(key)
             stack.append((node, True))
             stack.extend((child, False) for child in children)
 
 
-class _GuardedConstructor(RoundTripConstructor):
-    """ruamel's round-trip constructor, for values under an explicit core tag that ruamel
-    cannot build (`!!int ''`, `!!bool x`, `!!set 1`): it fails on them with an IndexError,
-    KeyError or AttributeError, which we report as a YAML error at the value."""
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"  # `=`: ruamel reads it as the string '=' in a key
+
+# A mapping's string keys with their key and value nodes, each flagged if merged in by `<<`.
+_Entry = tuple[str, Node, Node, bool]
+
+
+class _PlainConstructor(RoundTripConstructor):
+    """Builds the document as dicts, lists and scalars, and records where each was written.
+
+    ruamel's round-trip constructor built CommentedMaps that we then copied into dicts; this
+    builds the plain tree and the SourceMap from the composed nodes in one walk, iterative so
+    that no input can overflow the Python stack. Mappings, sequences and untagged strings are
+    built here. Every other value (numbers, booleans, null, dates, anything tagged) is
+    constructed by ruamel's own round-trip constructor, so it resolves exactly as before, YAML
+    1.1 documents included, and is then converted to a plain value or refused.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        originals: list[str],
+        lines: Sequence[str],
+        preserve_quotes: Any = None,
+        loader: Any = None,
+    ):
+        super().__init__(preserve_quotes=preserve_quotes, loader=loader)
+        self.file = file
+        self.originals = originals
+        self.lines = lines
+        self.source_map = SourceMap(file=file)
+        # The document itself has a position, so that a fault with no closer one (a missing
+        # top-level key, a document that is not a mapping) still points into the file. A
+        # collection's is where it starts, any other document's the file's start.
+        self.source_map.values[()] = (Location(file, 1, 1), 1)
+        self.problems: list[Diagnostic] = []
+        # Collections created but not filled yet: (node, path, the dict or list to fill).
+        self._pending: list[tuple[Node, ConfigPath, Any]] = []
 
     def construct_object(self, node: Any, deep: bool = False) -> Any:
+        """ruamel's construction, with the errors it raises on values under an explicit core
+        tag that it cannot build (`!!int ''`, `!!bool x`, `!!set 1`) reported at the value."""
         try:
             return super().construct_object(node, deep=deep)
-        except (IndexError, KeyError, AttributeError, TypeError):
+        except (IndexError, KeyError, AttributeError, TypeError, AssertionError):
             tag = str(getattr(node.tag, "value", node.tag)).replace("tag:yaml.org,2002:", "!!")
             shown = repr(node.value) if isinstance(node, ScalarNode) else f"a {node.id}"
             raise _Refused(f"YAML error: {shown} is not a valid {tag} value", node.start_mark) from None
+
+    def construct_document(self, node: Any) -> Any:
+        at = self.source_map.values[()][0]
+        if isinstance(node, (MappingNode, SequenceNode)):
+            at = self._location(node.start_mark)
+            self.source_map.values[()] = (at, 1)
+        tree = self._value(node, (), at)
+        while self._pending:
+            node, path, out = self._pending.pop()
+            filled = len(self._pending)
+            if isinstance(out, dict):
+                self._fill_mapping(node, path, out)
+            else:
+                self._fill_sequence(node, path, out)
+            self._pending[filled:] = self._pending[filled:][::-1]  # so they are filled in file order
+        return tree
+
+    def _location(self, mark: Any) -> Location:
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+    def _value(self, node: Node, path: ConfigPath, at: Location) -> Any:
+        """The plain value of `node`, written at `at`; a collection is filled in later."""
+        if _is_text(node):
+            return _restore(node.value, self.originals)
+        tag = node.tag
+        if tag == _MAP_TAG and isinstance(node, MappingNode):
+            mapping: dict[str, Any] = {}
+            self._pending.append((node, path, mapping))
+            return mapping
+        if tag == _SEQ_TAG and isinstance(node, SequenceNode):
+            items: list[Any] = []
+            self._pending.append((node, path, items))
+            return items
+        return self._converted(self.construct_object(node, deep=True), node, path, at)
+
+    def _converted(self, value: Any, node: Node, path: ConfigPath, at: Location) -> Any:
+        """ruamel's value for `node` as a plain value; anything else is a problem."""
+        if isinstance(value, TaggedScalar) and value.tag.value == _STR_TAG:
+            return _restore(str(value.value), self.originals)
+        if isinstance(value, (TaggedScalar, CommentedMap, CommentedSeq)):
+            self.problems.append(_tag_problem(path, node.tag, at, self.originals))
+        elif isinstance(value, (bool, ScalarBoolean)):  # ScalarBoolean: an anchored boolean
+            return bool(value)
+        elif isinstance(value, int):
+            return int(value)
+        elif isinstance(value, float):
+            return float(value)
+        elif isinstance(value, str):
+            return _restore(str(value), self.originals)
+        elif value is not None:
+            hint = "quote it to make it a string" if isinstance(value, date) else None
+            message = f"unsupported YAML value of type {type(value).__name__}"
+            self.problems.append(Diagnostic(path=path, message=message, location=at, hint=hint))
+        return None
+
+    def _fill_mapping(self, node: MappingNode, path: ConfigPath, out: dict[str, Any]) -> None:
+        merged_at: Location | None = None
+        for key, key_node, value_node, merged in self._entries(node, path):
+            child = (*path, key)
+            if merged:
+                # Where the key is written is in another mapping: point at the one merging it,
+                # as the round-trip loader did.
+                key_at = value_at = merged_at = merged_at or self._location(node.start_mark)
+            else:
+                key_at, value_at = self._location(key_node.start_mark), self._location(value_node.start_mark)
+            self.source_map.keys[child] = (key_at, len(key))
+            value = out[key] = self._value(value_node, child, value_at)
+            self.source_map.values[child] = (value_at, self._span(value, value_node, value_at))
+
+    def _fill_sequence(self, node: SequenceNode, path: ConfigPath, out: list[Any]) -> None:
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            at = self._location(item.start_mark)
+            value = self._value(item, child, at)
+            out.append(value)
+            self.source_map.values[child] = (at, self._span(value, item, at))
+
+    def _span(self, value: Any, node: Node, at: Location) -> int:
+        """How many characters a string takes on its line: its text, plus quotes if quoted."""
+        if not isinstance(value, str) or node.ctag.handle is not None:  # `!!str x`: the tag is first
+            return 1
+        line = self.lines[at.line - 1] if at.line <= len(self.lines) else ""
+        return len(value) + 2 if line[at.col - 1 : at.col] in ("'", '"') else len(value)
+
+    def _entries(self, node: MappingNode, path: ConfigPath) -> list[_Entry]:
+        """The mapping's string keys in order, then those merged in by `<<` that it lacks.
+
+        Duplicate keys are refused, and keys that are not strings recorded as problems. Merges
+        follow ruamel: its own keys win, then each merged mapping in order, whose own merges
+        count as its keys. The recursion follows `<<` values, so it is no deeper than the
+        nesting that NOTE: [YAML bounds] limits.
+        """
+        sources: list[MappingNode] = []
+        first_merge: Node | None = None
+        own: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                own.append((key_node, value_node))
+                continue
+            if first_merge is not None:
+                raise _duplicate(first_merge, key_node, "<<")
+            sources = self._merge_sources(node, value_node, path)
+            first_merge = key_node
+        written: dict[Any, Node] = {}
+        entries: list[_Entry] = []
+        for key_node, value_node in own:
+            key = self._key(key_node)
+            if key in written:
+                raise _duplicate(written[key], key_node, str(key))
+            written[key] = key_node
+            if isinstance(key, str):
+                entries.append((key, key_node, value_node, False))
+            else:
+                self.problems.append(self._key_problem(key, key_node, path))
+        for source in sources:
+            for key, key_node, value_node, _ in self._entries(source, path):
+                if key not in written:
+                    written[key] = key_node
+                    entries.append((key, key_node, value_node, True))
+        return entries
+
+    def _merge_sources(self, node: MappingNode, value: Node, path: ConfigPath) -> list[MappingNode]:
+        """The mappings that `<<: value` merges into `node`, with ruamel's errors."""
+        if isinstance(value, MappingNode):
+            sources = [value]
+        elif isinstance(value, SequenceNode):
+            sources = []
+            for item in value.value:
+                if not isinstance(item, MappingNode):
+                    found = f"expected a mapping for merging, but found {item.id}"
+                    raise ConstructorError(
+                        "while constructing a mapping", node.start_mark, found, item.start_mark
+                    )
+                sources.append(item)
+        else:
+            found = "expected a mapping or list of mappings for merging, but found scalar"
+            raise ConstructorError("while constructing a mapping", node.start_mark, found, value.start_mark)
+        # ruamel merged a tagged mapping's keys without a word; a tag is refused wherever it is.
+        for tagged in sources if isinstance(value, MappingNode) else [value, *sources]:
+            if tagged.tag != (_MAP_TAG if isinstance(tagged, MappingNode) else _SEQ_TAG):
+                at = self._location(tagged.start_mark)
+                self.problems.append(_tag_problem(path, tagged.tag, at, self.originals))
+        return sources
+
+    def _key(self, node: Node) -> Any:
+        """A key as ruamel constructs it: a string (its `${...}` restored), or another scalar."""
+        if _is_text(node) or node.tag == _VALUE_TAG:
+            return _restore(node.value, self.originals)
+        key = self.construct_object(node, deep=True)
+        return _restore(str(key), self.originals) if isinstance(key, str) else key
+
+    def _key_problem(self, key: Any, node: Node, path: ConfigPath) -> Diagnostic:
+        at = self._location(node.start_mark)
+        if isinstance(key, TaggedScalar):  # `!!python/name:os.system : 1`
+            return _tag_problem(path, str(key.tag.value), at, self.originals)
+        message = f"mapping keys must be strings, got {key!r}"
+        return Diagnostic(path=path, message=message, location=at, hint="quote the key")
+
+
+def _is_text(node: Node) -> bool:
+    """Whether ruamel would construct `node` as its text unchanged: a scalar resolved as a
+    string, with no tag written, and not folded (`>`), whose text marks where lines fold."""
+    if not isinstance(node, ScalarNode):
+        return False
+    ctag = node.ctag
+    return ctag.handle is None and ctag.suffix == _STR_TAG and node.style != ">"
+
+
+def _duplicate(first: Node, again: Node, key: str) -> _Refused:
+    hint = f"first written at line {first.start_mark.line + 1}"
+    return _Refused(f"duplicate key {key!r}", again.start_mark, hint=hint, span=len(key))
 
 
 def load_yaml_text(text: str, file: str) -> LoadedYaml:
@@ -253,14 +499,15 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
     # 2008 lines, with the same data and the same position for every key, value and item).
     yaml.Scanner = Scanner
     yaml.Composer = _BoundedComposer
-    yaml.Constructor = _GuardedConstructor
+    yaml.Constructor = functools.partial(_PlainConstructor, file, originals, source_lines(text))
     try:
-        document = yaml.load(protected)
+        tree = yaml.load(protected)
     except _Refused as exc:
         location = _location(file, exc.mark) if exc.mark is not None else Location(file, 1, 1)
-        diag = Diagnostic(path=(), message=_restore(exc.message, originals), location=location)
+        message = _restore(exc.message, originals)
+        diag = Diagnostic(path=(), message=message, location=location, hint=exc.hint, span=exc.span)
         raise SpecError([diag], sources) from None
-    except DuplicateKeyError as exc:
+    except DuplicateKeyError as exc:  # in a tagged mapping or set, which ruamel constructs
         first = exc.context_mark
         hint = f"first written at line {first.line + 1}" if first is not None else None
         key = _duplicate_key_name(exc, originals)
@@ -285,14 +532,10 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
         # 4300 digits) and lets their errors through unmarked.
         message = "nesting too deep" if isinstance(exc, RecursionError) else _restore(str(exc), originals)
         raise _file_error(file, f"YAML error: {message}") from None
-    source_map = SourceMap(file=file)
-    # The document itself, so that a fault with no closer position (a missing top-level
-    # key, a document that is not a mapping) still points into the file.
-    collection = isinstance(document, (CommentedMap, CommentedSeq))
-    line, col = (document.lc.line, document.lc.col) if collection else (0, 0)
-    source_map.values[()] = (Location(file, line + 1, col + 1), 1)
-    tree = _to_plain(document, file, originals, source_map, sources)
-    return LoadedYaml(tree=tree, source_map=source_map, text=text)
+    constructor = yaml.constructor
+    if constructor.problems:
+        raise SpecError(constructor.problems, sources)
+    return LoadedYaml(tree=tree, source_map=constructor.source_map, text=text)
 
 
 def _duplicate_key_name(exc: DuplicateKeyError, originals: list[str]) -> str | None:
@@ -300,143 +543,11 @@ def _duplicate_key_name(exc: DuplicateKeyError, originals: list[str]) -> str | N
     return _restore(match.group(1), originals) if match else None
 
 
-_STR_TAG = "tag:yaml.org,2002:str"
-_CORE_MAPPING_TAGS = {None, "tag:yaml.org,2002:map"}
-_CORE_SEQUENCE_TAGS = {None, "tag:yaml.org,2002:seq"}
-
-
-def _to_plain(
-    document: Any,
-    file: str,
-    originals: list[str],
-    source_map: SourceMap,
-    sources: dict[str, str],
-) -> Any:
-    """Copy ruamel's tree into dicts, lists and scalars, recording positions on the way.
-
-    Iterative rather than recursive, so no input can overflow the Python stack.
-    """
-    problems: list[Diagnostic] = []
-    lines = sources[file].splitlines()
-    root_holder: list[Any] = [None]
-    # Each item: (ruamel node, path, container to write into, key or index in it, depth).
-    stack: list[tuple[Any, ConfigPath, Any, Any, int]] = [(document, (), root_holder, 0, 0)]
-    count = 0
-    while stack:
-        node, path, parent, slot, depth = stack.pop()
-        count += 1
-        what = past_bounds(count, depth, " (alias expansion?)")
-        if what is not None:
-            located, _ = source_map.locate(path)
-            problems.append(Diagnostic(path=path, message=f"spec too large: {what}", location=located))
-            break
-        if isinstance(node, CommentedMap):
-            tag = node.tag.value
-            if tag not in _CORE_MAPPING_TAGS:
-                problems.append(_tag_problem(path, tag, source_map, originals))
-                continue
-            # Keys are inserted in file order now; their values are filled in as the stack
-            # pops, which visits them last-pushed-first.
-            out: dict[str, Any] = dict.fromkeys(_restore(k, originals) for k in node if isinstance(k, str))
-            parent[slot] = out
-            for raw_key in reversed(list(node)):
-                if not isinstance(raw_key, str):
-                    key_pos = node.lc.key(raw_key)
-                    key_at = Location(file, key_pos[0] + 1, key_pos[1] + 1)
-                    if isinstance(raw_key, TaggedScalar):  # `!!python/name:os.system : 1`
-                        tagged = _tag_problem(path, str(raw_key.tag.value), source_map, originals)
-                        problems.append(replace(tagged, location=key_at, span=1))
-                        continue
-                    problems.append(
-                        Diagnostic(
-                            path=path,
-                            message=f"mapping keys must be strings, got {raw_key!r}",
-                            location=key_at,
-                            hint="quote the key",
-                        )
-                    )
-                    continue
-                key = _restore(raw_key, originals)
-                child_path = (*path, key)
-                if raw_key in (node.lc.data or {}):
-                    key_line, key_col = node.lc.key(raw_key)
-                    value_line, value_col = node.lc.value(raw_key)
-                else:
-                    # Merged in by `<<: *anchor`: ruamel records no position for it here, so
-                    # point at the mapping that merges it.
-                    key_line, key_col = value_line, value_col = node.lc.line, node.lc.col
-                source_map.keys[child_path] = (Location(file, key_line + 1, key_col + 1), len(key))
-                value = node[raw_key]
-                source_map.values[child_path] = (
-                    Location(file, value_line + 1, value_col + 1),
-                    _span(value, lines, value_line, value_col, originals),
-                )
-                stack.append((value, child_path, out, key, depth + 1))
-        elif isinstance(node, CommentedSeq):
-            tag = node.tag.value
-            if tag not in _CORE_SEQUENCE_TAGS:
-                problems.append(_tag_problem(path, tag, source_map, originals))
-                continue
-            items: list[Any] = [None] * len(node)
-            parent[slot] = items
-            for index in range(len(node) - 1, -1, -1):
-                child_path = (*path, index)
-                line, col = node.lc.item(index)
-                value = node[index]
-                source_map.values[child_path] = (
-                    Location(file, line + 1, col + 1),
-                    _span(value, lines, line, col, originals),
-                )
-                stack.append((value, child_path, items, index, depth + 1))
-        elif isinstance(node, TaggedScalar) and node.tag.value == _STR_TAG:
-            parent[slot] = _restore(str(node.value), originals)
-        elif isinstance(node, TaggedScalar):
-            problems.append(_tag_problem(path, str(node.tag.value), source_map, originals))
-        elif isinstance(node, bool):
-            parent[slot] = bool(node)
-        elif isinstance(node, int):
-            parent[slot] = int(node)
-        elif isinstance(node, float):
-            parent[slot] = float(node)
-        elif isinstance(node, str):
-            parent[slot] = _restore(str(node), originals)
-        elif node is None:
-            parent[slot] = None
-        else:
-            located, span = source_map.locate(path)
-            hint = "quote it to make it a string" if isinstance(node, date) else None
-            problems.append(
-                Diagnostic(
-                    path=path,
-                    message=f"unsupported YAML value of type {type(node).__name__}",
-                    location=located,
-                    span=span,
-                    hint=hint,
-                )
-            )
-    if problems:
-        raise SpecError(problems, sources)
-    return root_holder[0]
-
-
-def _span(value: Any, lines: list[str], line: int, col: int, originals: list[str]) -> int:
-    """How many characters the value takes on its line: its text, plus quotes if quoted."""
-    if not isinstance(value, str):
-        return 1
-    length = len(_restore(value, originals))
-    written = lines[line][col : col + 1] if line < len(lines) else ""
-    return length + 2 if written in ("'", '"') else length
-
-
-def _tag_problem(
-    path: ConfigPath, tag: str | None, source_map: SourceMap, originals: list[str]
-) -> Diagnostic:
-    located, span = source_map.locate(path)
+def _tag_problem(path: ConfigPath, tag: str | None, at: Location, originals: list[str]) -> Diagnostic:
     written = _restore(str(tag), originals).replace("tag:yaml.org,2002:", "!!")
     return Diagnostic(
         path=path,
         message=f"YAML tag {written!r} is not allowed",
-        location=located,
-        span=span,
+        location=at,
         hint="specs hold plain data only: mappings, lists, strings, numbers, booleans, null",
     )

@@ -379,13 +379,14 @@ def test_load_file_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         """,
     )
     calls: list[object] = []
-    original = ruamel.yaml.YAML.load
+    original = ruamel.yaml.YAML.get_constructor_parser
 
-    def counting_load(self: ruamel.yaml.YAML, stream: object) -> object:
+    # Every way of parsing with a YAML object (load, compose, load_all) starts here.
+    def counting(self: ruamel.yaml.YAML, stream: object) -> object:
         calls.append(stream)
         return original(self, stream)
 
-    monkeypatch.setattr(ruamel.yaml.YAML, "load", counting_load)
+    monkeypatch.setattr(ruamel.yaml.YAML, "get_constructor_parser", counting)
     build_model(path)
     assert len(calls) == 1
     load_spec(path)
