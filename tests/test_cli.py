@@ -544,7 +544,7 @@ def test_cli_main_unexpected_exception_has_no_traceback_unless_asked(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("bug")
 
-    monkeypatch.setattr("model_constructor.cli.json_schema", broken)
+    monkeypatch.setattr("model_constructor.schema.json_schema", broken)
 
     assert main(["schema"]) == 1
     assert capsys.readouterr().err == "error: KeyError: 'bug'\n"
