@@ -25,9 +25,10 @@ EXPECTED = [
     "compiled (eager) no_grad, hand / a second hand instance",
     "build from dict / hand-written modules",
     "build from ModelSpec / hand-written modules",
+    "build from dict, every module's arguments distinct",
     "Hydra instantiate / build from dict",
     "YAML parse alone",
-    "YAML parse as the library runs it",
+    "YAML compose alone",
     "build from file minus its parse",
     "meta build: CPU memory allocated",
     "load_spec from file",
@@ -36,6 +37,8 @@ EXPECTED = [
     "peak activation memory, no_grad forward",
     "peak activation memory, forward+backward",
     "import model_constructor after import torch",
+    "from model_constructor import build_model",
+    "import + first build_model",
 ]
 
 
