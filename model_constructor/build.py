@@ -149,6 +149,9 @@ def _missing_attributes(
     """Each `$self.MODULE.ATTRIBUTE` of `plan` (and of its sub-graph instances) that `modules` lack."""
     problems = []
     for node in plan.nodes:
+        values = [*node.args, *node.kwargs.values()]
+        if all(type(value) is Ref and value.name != "self" for value in values):
+            continue  # the usual node, its arguments all plain refs: nothing to walk
         for ref, where in refs_in({"args": list(node.args), "kwargs": node.kwargs}):
             if ref.name == "self" and (found := _missing_attribute(ref, modules)) is not None:
                 message, hint = found

@@ -29,6 +29,7 @@ EXPECTED = [
     "Hydra instantiate / build from dict",
     "YAML parse alone",
     "YAML compose alone",
+    "YAML parse as the library runs it",
     "build from file minus its parse",
     "meta build: CPU memory allocated",
     "load_spec from file",
