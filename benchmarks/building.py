@@ -223,7 +223,7 @@ def validation(smoke: bool) -> list[Result]:
         parse, composed, valid, error = interleave(
             [
                 _parse(s.text),
-                _parse(s.text, compose=True),
+                _parse(s.text, how="compose"),
                 settled(lambda: load_spec(s.path)),
                 settled(load_broken),
             ],
