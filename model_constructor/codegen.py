@@ -94,59 +94,22 @@ class _Emitter:
         self.containers: dict[str, Any] = {}
 
     def body(self, plan: GraphPlan, prefix: str, inputs: dict[str, Any]) -> Any:
-        """Emit `plan`'s nodes with its modules under attribute path `prefix`; return its result.
-
-        Values are the writer's values, literals, or tuples and dicts of them (an inlined
-        sub-graph's tuple or dict return), which `$ref.0` / `$ref.key` index statically.
-        """
-        values = dict(inputs)
-        indexed: dict[Ref, Any] = {}
-
-        def value_of(ref: Ref) -> Any:
-            if ref.name == "self":
-                return self.attribute(prefix + ".".join(map(str, ref.index)))
-            value = values[ref.name]
-            for depth in range(1, len(ref.index) + 1):
-                key = Ref(ref.name, ref.index[:depth])
-                if key not in indexed:
-                    item = ref.index[depth - 1]
-                    if _holds(value, item):
-                        indexed[key] = value[item]
-                    else:
-                        # A runtime value, or a literal or static one that `item` does not fit
-                        # (an input bound to it by the caller): indexed when the forward runs,
-                        # as a block's return is. See NOTE: [Static returns] in instances.py.
-                        name = "_".join([ref.name, *map(str, key.index)])
-                        indexed[key] = self.writer.call(
-                            "call_function", operator.getitem, (value, item), {}, name, None
-                        )
-                value = indexed[key]
-            return value
-
-        def materialize(value: Any) -> Any:
-            if isinstance(value, Ref):
-                return value_of(value)
-            if isinstance(value, list):
-                return [materialize(v) for v in value]
-            if isinstance(value, dict):
-                return {k: materialize(v) for k, v in value.items()}
-            return value
-
+        """Emit `plan`'s nodes with its modules under attribute path `prefix`; return its result."""
+        scope = _Scope(self, prefix, dict(inputs))
         for step in plan.nodes:
-            args = tuple([materialize(arg) for arg in step.args])
-            kwargs = {key: materialize(arg) for key, arg in step.kwargs.items()} if step.kwargs else {}
+            args = tuple([scope.materialize(arg) for arg in step.args])
+            kwargs = {key: scope.materialize(arg) for key, arg in step.kwargs.items()} if step.kwargs else {}
             if step.kind == "module":
                 module = plan.modules[step.target]
-                values[step.name] = self.call(
+                scope.values[step.name] = self.call(
                     module, prefix + step.target, args, kwargs, step, prefix + step.name
                 )
             else:
                 target: Any = step.function if step.kind == "fn" else step.target
-                values[step.name] = self.node(
+                scope.values[step.name] = self.node(
                     _FX_OPS[step.kind], target, args, kwargs, step, prefix + step.name
                 )
-
-        return plan.returned(value_of)
+        return plan.returned(scope.value_of)
 
     def call(
         self,
@@ -209,6 +172,52 @@ class _Emitter:
         if target not in self.attributes:
             self.attributes[target] = self.writer.get_attr(target)
         return self.attributes[target]
+
+
+class _Scope:
+    """The values of one graph body being emitted, by name: the writer's values, literals, or
+    tuples and dicts of them (an inlined sub-graph's tuple or dict return), which `$ref.0` /
+    `$ref.key` index statically.
+
+    A class rather than closures in `body`: a recursive closure is a reference cycle, which
+    kept every emitted value alive until the next garbage collection.
+    """
+
+    def __init__(self, emitter: _Emitter, prefix: str, values: dict[str, Any]) -> None:
+        self.emitter = emitter
+        self.prefix = prefix
+        self.values = values
+        self.indexed: dict[Ref, Any] = {}
+
+    def value_of(self, ref: Ref) -> Any:
+        if ref.name == "self":
+            return self.emitter.attribute(self.prefix + ".".join(map(str, ref.index)))
+        value = self.values[ref.name]
+        for depth in range(1, len(ref.index) + 1):
+            key = Ref(ref.name, ref.index[:depth])
+            if key not in self.indexed:
+                item = ref.index[depth - 1]
+                if _holds(value, item):
+                    self.indexed[key] = value[item]
+                else:
+                    # A runtime value, or a literal or static one that `item` does not fit
+                    # (an input bound to it by the caller): indexed when the forward runs,
+                    # as a block's return is. See NOTE: [Static returns] in instances.py.
+                    name = "_".join([ref.name, *map(str, key.index)])
+                    self.indexed[key] = self.emitter.writer.call(
+                        "call_function", operator.getitem, (value, item), {}, name, None
+                    )
+            value = self.indexed[key]
+        return value
+
+    def materialize(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            return self.value_of(value)
+        if isinstance(value, list):
+            return [self.materialize(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.materialize(v) for k, v in value.items()}
+        return value
 
 
 def _holds(value: Any, item: str | int) -> bool:

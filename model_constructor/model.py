@@ -27,8 +27,8 @@ from torch import fx
 from torch.fx.graph import PythonCode
 from torch.fx.graph_module import _forward_from_src
 
-from .codegen import Origin, Source, generate_graph, generate_source
-from .errors import add_note
+from .codegen import Source, generate_graph, generate_source
+from .errors import Location, add_note
 from .fingerprint import fingerprints
 from .plan import GraphPlan
 from .registry import Registry
@@ -132,9 +132,15 @@ class BuiltModel(fx.GraphModule):
         # The build's whole registry, for the fingerprints when first read; theirs once computed.
         self._registry = build_registry
         self._fingerprints: tuple[str, dict[str, str]] | None = None
+        source = generate_source(plan)
         # Where each node is written, for the notes of runtime errors (NOTE: [Noted forward]).
-        self._source_map = source_map if source_map is not None else SourceMap()
-        self._install(generate_source(plan))
+        # Only those positions are kept: the whole SourceMap holds one per value of the file.
+        self._node_locations: dict[str, Location] = {}
+        if source_map is not None and (source_map.keys or source_map.values):
+            for origin in source.origins.values():
+                if (location := source_map.locate(origin.path, key=True)[0]) is not None:
+                    self._node_locations[origin.qualified] = location
+        self._install(source)
 
     @property
     def graph(self) -> fx.Graph:
@@ -172,7 +178,8 @@ class BuiltModel(fx.GraphModule):
         """Make `source` the forward, and forget any fx graph (re-generated when read)."""
         self._graph = None  # type: ignore[assignment]
         self._code = source.text
-        self._origins = source.origins
+        # Line -> YAML node: names only, which the garbage collector never has to visit.
+        self._origins = {line: origin.qualified for line, origin in source.origins.items()}
         self._set_forward(_forward_from_src(source.text, source.globals))
 
     def recompile(self) -> PythonCode:
@@ -181,7 +188,7 @@ class BuiltModel(fx.GraphModule):
         code = super().recompile()
         nodes = list(graph.nodes)
         self._origins = {
-            line + code._prologue_start: Origin(node.meta["yaml_node"], node.meta["yaml_path"])
+            line + code._prologue_start: node.meta["yaml_node"]
             for line, index in (code._lineno_map or {}).items()
             if index is not None and "yaml_node" in (node := nodes[index]).meta
         }
@@ -200,11 +207,11 @@ class BuiltModel(fx.GraphModule):
         for frame, lineno in traceback.walk_tb(exc.__traceback__):
             if frame.f_code.co_filename == filename:
                 line = lineno
-        origin = self._origins.get(line) if line is not None else None
-        if origin is None:
+        name = self._origins.get(line) if line is not None else None
+        if name is None:
             return None
-        location = self._source_map.locate(origin.path, key=True)[0]
-        return f"raised in node {origin.qualified!r}" + (f" at {location.format()}" if location else "")
+        location = self._node_locations.get(name)
+        return f"raised in node {name!r}" + (f" at {location.format()}" if location else "")
 
     def _state(self) -> dict[str, Any]:
         self._computed_fingerprints()  # a copy has no registry to compute them from
