@@ -46,8 +46,8 @@ from .errors import ConfigPath, Diagnostic, Location, SpecError, source_lines
 # composed nodes, where an alias is one shared node, are counted as if every alias were
 # expanded ("billion laughs": ten lines that expand to 10**9 values), in time linear in the
 # document (NOTE: [Counting without aliases]). This also bounds the plain tree built from
-# them, aliases and merges expanded. `load.py` applies the same bounds again after
-# interpolation, which can also repeat and nest values.
+# them, aliases and merges expanded. `interpolate` (interpolation.py) builds its result
+# within the same bounds, since interpolation can also repeat and nest values.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_VALUES = 1_000_000
