@@ -1,7 +1,7 @@
 """`Checker`: the arguments of every block and every call, checked against signatures.
 
 The check stage (check.py) walks graphs; this is what it asks at each module and node:
-is the `_type_` or `fn:` key registered, do a block's arguments satisfy its signature model,
+is the `_type_` or `fn:` key registered, do a block's arguments satisfy its signature,
 do a call's arguments bind to the callee's signature (the literals validated, as a
 constructor's are). Every fault is collected in `problems`, none raised, so one SpecError
 can list them all.
@@ -120,7 +120,7 @@ class Checker:
         nested: set[str],
         path: ConfigPath,
     ) -> dict[str, Any] | None:
-        if signature.model is None:
+        if signature.arguments is None:
             return literal
         before = len(self.problems)
         given = set(literal) | nested
@@ -137,17 +137,11 @@ class Checker:
                 accepts_extra=signature.accepts_extra,
             )
         try:
-            validated = signature.model.model_validate(literal)
+            arguments = signature.arguments.validate_python(literal)
         except pydantic.ValidationError as exc:
             self.argument_errors(entry, signature, exc, path)
             return None
-        if len(self.problems) > before:
-            return None
-        given_fields, values = validated.model_fields_set, validated.__dict__
-        fields = signature.model_fields.items()
-        arguments = {name: values[field] for field, name in fields if field in given_fields}
-        arguments.update(validated.model_extra or {})
-        return arguments
+        return None if len(self.problems) > before else arguments
 
     def argument_names(
         self,
