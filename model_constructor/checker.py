@@ -71,12 +71,11 @@ class Checker:
     def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
         entry = self.registry.get("module", spec.type_)
         kwargs = spec.kwargs
-        key = None
         if entry is not None:
             signature = signature_of(entry.target, entry.signature_policy)
             key = _scalar_key(signature, kwargs)
-            if key is not None and (known := self.checked_arguments.get(key)) is not None:
-                return BlockPlan(path=path, entry=entry, kwargs=dict(known))
+            if key is not None:  # scalars only, so no nested block spec
+                return self.scalar_block(entry, signature, key, kwargs, path)
         nested = {
             name: self.nested(value, (*path, name)) for name, value in kwargs.items() if _holds_block(value)
         }
@@ -96,9 +95,20 @@ class Checker:
             self.check_nested_type(entry, signature, name, plan, path)
         if validated is None or (nested and any(plan is None for plan in nested.values())):
             return None
-        if key is not None and _SCALARS.issuperset(map(type, validated.values())):
-            self.checked_arguments[key] = validated
-        return BlockPlan(path=path, entry=entry, kwargs={**validated, **nested})
+        return BlockPlan(path, entry, {**validated, **nested})
+
+    def scalar_block(
+        self, entry: Entry, signature: Signature, key: _ScalarKey, kwargs: dict[str, Any], path: ConfigPath
+    ) -> BlockPlan | None:
+        """`block` for arguments that are all scalars: see NOTE: [Same arguments]."""
+        known = self.checked_arguments.get(key)
+        if known is None:
+            known = self.arguments(entry, signature, kwargs, set(), path)
+            if known is None:
+                return None
+            if _SCALARS.issuperset(map(type, known.values())):
+                self.checked_arguments[key] = known
+        return BlockPlan(path, entry, dict(known))
 
     def nested(self, value: Any, path: ConfigPath) -> Any:
         if isinstance(value, ModuleSpec):
