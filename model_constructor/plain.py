@@ -35,7 +35,8 @@ MAX_INT_BITS = 14_000
 
 
 class Unbounded(Exception):
-    """The fast copy met something the exact walk reports (internal, never escapes)."""
+    """The fast copy met something the exact walk reports, or, copying data that must be
+    plain, something that is not (internal, never escapes)."""
 
 
 class BoundedCopy:
@@ -77,7 +78,11 @@ class BoundedCopy:
             return self._integer(item)
         if kind is float or item is None or kind is bool:
             return item
-        # Subclasses and the rest, after the plain types: `isinstance` against ABCs is slow.
+        return self._other(item, depth)
+
+    def _other(self, item: Any, depth: int) -> Any:
+        """`copy` of what is not of a plain type: subclasses, models, other mappings."""
+        # After the plain types: `isinstance` against ABCs is slow.
         if isinstance(item, BaseModel):
             return self.copy(item.model_dump(by_alias=True, exclude_defaults=True), depth)
         if isinstance(item, str):
@@ -117,6 +122,18 @@ class BoundedCopy:
             raise Unbounded
         self.text += bits // 3  # about its number of digits
         return item
+
+
+class PlainCopy(BoundedCopy):
+    """A `BoundedCopy` of data that must be plain already: it raises `Unbounded` at a model,
+    a tuple, or a mapping or list of a type of its own, which `BoundedCopy` would convert."""
+
+    __slots__ = ()
+
+    def _other(self, item: Any, depth: int) -> Any:
+        if isinstance(item, (BaseModel, Mapping, list, tuple)):
+            raise Unbounded
+        return super()._other(item, depth)
 
 
 def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
