@@ -200,9 +200,13 @@ class _Resolver:
         text = written = 0
         numbers = self.numbers
         for key, child in items:
-            # Most values are strings with nothing to resolve, or numbers resolved before
-            # (`${params.width}`): they take the short way.
-            if type(child) is str:
+            # Most values are strings with nothing to resolve, numbers resolved before
+            # (`${params.width}`) or integers: they take the short way.
+            kind = type(child)
+            if kind is int:
+                out[key] = self.bounds.integer(child)
+                continue
+            if kind is str:
                 if "${" not in child:
                     text += len(child)
                     out[key] = child

@@ -75,7 +75,7 @@ class BoundedCopy:
         if kind is list:
             return self._sequence(item, depth)
         if kind is int:
-            return self._integer(item)
+            return self.integer(item)
         if kind is float or item is None or kind is bool:
             return item
         return self._other(item, depth)
@@ -89,7 +89,7 @@ class BoundedCopy:
             self.text += len(item)
             return item
         if isinstance(item, int):
-            return self._integer(item)
+            return self.integer(item)
         if isinstance(item, Mapping):
             pairs = list(item.items())
             return self._mapping(pairs, len(pairs), depth)
@@ -116,7 +116,8 @@ class BoundedCopy:
         self.count(len(items), depth + 1)
         return [self.copy(child, depth + 1) for child in items]
 
-    def _integer(self, item: int) -> int:
+    def integer(self, item: int) -> int:
+        """`item`, an int, counted."""
         bits = item.bit_length()
         if bits > MAX_INT_BITS:
             raise Unbounded
