@@ -27,6 +27,7 @@ from .graph import (
     dependencies,
     find_cycle,
     parse_refs,
+    plain_names,
     runs_in_order,
     topological_order,
 )
@@ -49,12 +50,15 @@ NODE_RESERVED = frozenset({"self"})  # `$self.MODULE` reads a module, not a node
 _CODE_LITERALS = (type(None), bool, int, float, str, Ref)
 _TORCH_LITERALS = (torch.dtype, torch.device, torch.layout, torch.memory_format)
 _LITERALS = _CODE_LITERALS + _TORCH_LITERALS
+_PLAIN_LITERALS = frozenset(_CODE_LITERALS)
 
 
 def _is_code(values: Iterable[Any]) -> bool:
     """Whether `_not_code` would find nothing in `values`: a quick test, without paths, that
     keeps the usual node (a few $refs and numbers) from paying for the full walk."""
     stack = list(values)
+    if _PLAIN_LITERALS.issuperset(map(type, stack)):  # the usual node, tested at C speed
+        return True
     while stack:
         item = stack.pop()
         kind = type(item)
@@ -166,21 +170,23 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
             )
     modules: dict[str, ModulePlan | None] = {}
     reserved = reserved_names(graph_path == GRAPH_PATH)
+    names_plain = plain_names(graph.modules, reserved)
     for name, module_spec in graph.modules.items():
         path = (*graph_path, "modules", name)
-        if (p := check_name(name, path, "module", source_map, reserved)) is not None:
+        if not names_plain and (p := check_name(name, path, "module", source_map, reserved)) is not None:
             problems.append(p)
         modules[name] = checker.module(module_spec, path)
 
     node_names = list(graph.nodes)
-    for name in node_names:
-        path = (*graph_path, "nodes", name)
-        if (p := check_name(name, path, "node", source_map, NODE_RESERVED)) is not None:
-            problems.append(p)
-        elif name in graph.inputs:
-            problems.append(
-                source_map.diagnostic(path, f"node {name!r} has the name of a graph input", key=True)
-            )
+    if not plain_names(node_names, NODE_RESERVED) or not set(graph.inputs).isdisjoint(node_names):
+        for name in node_names:
+            path = (*graph_path, "nodes", name)
+            if (p := check_name(name, path, "node", source_map, NODE_RESERVED)) is not None:
+                problems.append(p)
+            elif name in graph.inputs:
+                problems.append(
+                    source_map.diagnostic(path, f"node {name!r} has the name of a graph input", key=True)
+                )
     nodes: dict[str, NodePlan | None] = {}
     uses: dict[str, list[tuple[Ref, ConfigPath]]] = {}
     tied: set[str] = set()  # modules read as `$self.MODULE...`

@@ -1,7 +1,7 @@
 """`Checker`: the arguments of every block and every call, checked against signatures.
 
 The check stage (check.py) walks graphs; this is what it asks at each module and node:
-is the `_type_` or `fn:` key registered, do a block's arguments satisfy its signature model,
+is the `_type_` or `fn:` key registered, do a block's arguments satisfy its signature,
 do a call's arguments bind to the callee's signature (the literals validated, as a
 constructor's are). Every fault is collected in `problems`, none raised, so one SpecError
 can list them all.
@@ -71,12 +71,11 @@ class Checker:
     def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
         entry = self.registry.get("module", spec.type_)
         kwargs = spec.kwargs
-        key = None
         if entry is not None:
             signature = signature_of(entry.target, entry.signature_policy)
             key = _scalar_key(signature, kwargs)
-            if key is not None and (known := self.checked_arguments.get(key)) is not None:
-                return BlockPlan(path=path, entry=entry, kwargs=dict(known))
+            if key is not None:  # scalars only, so no nested block spec
+                return self.scalar_block(entry, signature, key, kwargs, path)
         nested = {
             name: self.nested(value, (*path, name)) for name, value in kwargs.items() if _holds_block(value)
         }
@@ -96,9 +95,20 @@ class Checker:
             self.check_nested_type(entry, signature, name, plan, path)
         if validated is None or (nested and any(plan is None for plan in nested.values())):
             return None
-        if key is not None and _SCALARS.issuperset(map(type, validated.values())):
-            self.checked_arguments[key] = validated
-        return BlockPlan(path=path, entry=entry, kwargs={**validated, **nested})
+        return BlockPlan(path, entry, {**validated, **nested})
+
+    def scalar_block(
+        self, entry: Entry, signature: Signature, key: _ScalarKey, kwargs: dict[str, Any], path: ConfigPath
+    ) -> BlockPlan | None:
+        """`block` for arguments that are all scalars: see NOTE: [Same arguments]."""
+        known = self.checked_arguments.get(key)
+        if known is None:
+            known = self.arguments(entry, signature, kwargs, set(), path)
+            if known is None:
+                return None
+            if _SCALARS.issuperset(map(type, known.values())):
+                self.checked_arguments[key] = known
+        return BlockPlan(path, entry, dict(known))
 
     def nested(self, value: Any, path: ConfigPath) -> Any:
         if isinstance(value, ModuleSpec):
@@ -120,7 +130,7 @@ class Checker:
         nested: set[str],
         path: ConfigPath,
     ) -> dict[str, Any] | None:
-        if signature.model is None:
+        if signature.arguments is None:
             return literal
         before = len(self.problems)
         given = set(literal) | nested
@@ -137,17 +147,11 @@ class Checker:
                 accepts_extra=signature.accepts_extra,
             )
         try:
-            validated = signature.model.model_validate(literal)
+            arguments = signature.arguments.validate_python(literal)
         except pydantic.ValidationError as exc:
             self.argument_errors(entry, signature, exc, path)
             return None
-        if len(self.problems) > before:
-            return None
-        given_fields, values = validated.model_fields_set, validated.__dict__
-        fields = signature.model_fields.items()
-        arguments = {name: values[field] for field, name in fields if field in given_fields}
-        arguments.update(validated.model_extra or {})
-        return arguments
+        return None if len(self.problems) > before else arguments
 
     def argument_names(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import keyword
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from .source import SourceMap
 
 _REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEYWORDS = frozenset(keyword.kwlist)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,17 @@ def parse_refs(
             found.append((value, path))
         return value
     if isinstance(value, list):
-        return [parse_refs(v, (*path, i), source_map, problems, found) for i, v in enumerate(value)]
+        items: list[Any] = []
+        for i, item in enumerate(value):
+            # The usual item, `$name` (a node's arguments are mostly that), without a call.
+            name = item[1:] if type(item) is str and item[:1] == "$" else ""
+            if found is not None and name.isascii() and name.isidentifier():
+                item = Ref(name)
+                found.append((item, (*path, i)))
+                items.append(item)
+            else:
+                items.append(parse_refs(item, (*path, i), source_map, problems, found))
+        return items
     if isinstance(value, dict):
         return {k: parse_refs(v, (*path, k), source_map, problems, found) for k, v in value.items()}
     return value
@@ -124,6 +135,18 @@ def check_name(
             path, f"{what} name {name!r} is reserved by the built model", key=True, hint="rename it"
         )
     return None
+
+
+def plain_names(names: Iterable[str], reserved: frozenset[str]) -> bool:
+    """Whether `check_name` would find nothing wrong with any of `names`: the usual case,
+    found at C speed, without a call per name."""
+    names = list(names)
+    return (
+        all(map(str.isidentifier, names))
+        and "".join(names).isascii()
+        and _KEYWORDS.isdisjoint(names)
+        and reserved.isdisjoint(names)
+    )
 
 
 def check_refs(

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigPath, Diagnostic, Location, SpecError, format_path, source_lines
-from .plain import BoundedCopy, Unbounded, exact_plain_tree
+from .plain import MAX_TEXT, BoundedCopy, PlainCopy, Unbounded, exact_plain_tree, plain_tree
 from .source import MAX_FILE_BYTES, SourceMap
 
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+_STR = frozenset({str})
 MAX_INT_BITS = 64
 MAX_STRING = 10_000
 MAX_CHAIN = 100
@@ -120,6 +121,8 @@ class _Resolver:
     # Of `strings`, those that resolve to a number or a bool, with what one use adds to the
     # text tally of `bounds`: `_resolved_items` places another use of one in a single step.
     numbers: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    # Characters of the `${...}` strings met (some more than once): see NOTE: [One copy of data].
+    written: int = 0
 
     def spend(self, made: int, path: ConfigPath) -> None:
         self.made += made
@@ -147,6 +150,8 @@ class _Resolver:
         bounds.count(len(self.tree), 1)
         out: dict[str, Any] = {}
         for key, value in self.tree.items():
+            if not isinstance(key, str):
+                raise Unbounded
             if key == "params" and isinstance(value, dict):
                 bounds.count(len(value), 2)
                 out[key] = {name: bounds.copy(self.top_param(name), 2) for name in value}
@@ -162,6 +167,8 @@ class _Resolver:
         """
         kind = type(value)
         if kind is dict:
+            if not _STR.issuperset(map(type, value)) and not all(isinstance(k, str) for k in value):
+                raise Unbounded  # reported by the exact walk, as in BoundedCopy
             return self._resolved_items({}, value.items(), len(value), path, depth)
         if kind is list:
             return self._resolved_items([None] * len(value), enumerate(value), len(value), path, depth)
@@ -190,12 +197,16 @@ class _Resolver:
         """`out` (a dict, or a list of `size`) filled with the resolved `items` (key, value) of
         a container written at `path` and `depth`."""
         self.bounds.count(size, depth + 1)
-        text = 0
+        text = written = 0
         numbers = self.numbers
         for key, child in items:
-            # Most values are strings with nothing to resolve, or numbers resolved before
-            # (`${params.width}`): they take the short way.
-            if type(child) is str:
+            # Most values are strings with nothing to resolve, numbers resolved before
+            # (`${params.width}`) or integers: they take the short way.
+            kind = type(child)
+            if kind is int:
+                out[key] = self.bounds.integer(child)
+                continue
+            if kind is str:
                 if "${" not in child:
                     text += len(child)
                     out[key] = child
@@ -204,9 +215,11 @@ class _Resolver:
                 if number is not None:
                     out[key] = number[0]
                     text += number[1]
+                    written += len(child)
                     continue
             out[key] = self.resolved(child, (*path, key), depth + 1)
         self.bounds.text += text
+        self.written += written
         return out
 
     def deferred(self, text: str, path: ConfigPath) -> bool:
@@ -240,6 +253,7 @@ class _Resolver:
         return value
 
     def string(self, text: str, path: ConfigPath) -> Any:
+        self.written += len(text)
         # Only strings that defer nothing are kept, so one found needs no `deferred` check.
         known = self.strings.get(text)
         if known is not None:
@@ -537,6 +551,53 @@ def interpolate(tree: Any, source_map: SourceMap, sources: dict[str, str]) -> An
         return exact_plain_tree(shared, source_map, sources)
     if resolver.problems:
         raise SpecError(resolver.problems, sources)
+    return resolved
+
+
+# NOTE: [One copy of data]
+# A spec given as data is copied (plain.py) and then interpolated, which copies it again:
+# two walks of every value. Where the data is plain already (dicts, lists and scalars, as a
+# spec written in Python is), `interpolate_data` resolves it in one: `interpolate` itself,
+# with a `PlainCopy` to count and copy, which gives up at anything `plain_tree` would turn
+# into plain data, and with its params copied first, within the bounds (plain_tree's
+# guard against a tree nested too deep for the recursive `value`). Every original value
+# is then in the result, at the same depth or deeper, so the result's bounds hold for the
+# data too, but for text: a `${...}` string may make less text than it has, so the walk
+# tallies those strings (`written`) and the data is held to result + `written`. At any
+# fault, or past that, the data is copied and interpolated as two walks again, to report
+# just what those report: faults are rare, and so they pay for the walks twice.
+
+
+def interpolate_data(data: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:
+    """`interpolate(plain_tree(data))`, in one walk where it can: see NOTE: [One copy of data]."""
+    if type(data) is dict:
+        resolved = _interpolate_plain(data, source_map, sources)
+        if resolved is not None:
+            return resolved
+    return interpolate(plain_tree(data, source_map, sources), source_map, sources)
+
+
+def _interpolate_plain(
+    data: dict[str, Any], source_map: SourceMap, sources: dict[str, str]
+) -> dict[str, Any] | None:
+    """`data` interpolated, or None where `interpolate_data` has to take two walks."""
+    params = data.get("params", {})
+    if type(params) is not dict:
+        return None
+    try:
+        resolver = _Resolver(
+            scope={"params": PlainCopy().copy(params, 1)},
+            source_map=source_map,
+            sources=sources,
+            tree=data,
+            deferrable=DEFERRED_ROOTS,
+            bounds=PlainCopy(),
+        )
+        resolved = resolver.resolved_tree()
+    except (Unbounded, SpecError):
+        return None
+    if resolver.problems or resolver.bounds.text + resolver.written > MAX_TEXT:
+        return None
     return resolved
 
 

@@ -18,7 +18,7 @@ import pydantic
 from pydantic import BaseModel
 
 from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
-from .interpolation import interpolate
+from .interpolation import interpolate, interpolate_data
 from .overrides import apply_overrides
 from .plain import plain_tree
 from .source import SourceMap, load_yaml_file
@@ -41,6 +41,10 @@ class LoadedSpec:
 
 def load(source: SpecSource, overrides: Mapping[str, Any] | None = None) -> LoadedSpec:
     """Run load, overrides, interpolate and validate on `source`."""
+    if isinstance(source, Mapping) and not overrides:
+        # Copied and interpolated in one walk: NOTE: [One copy of data].
+        source_map = SourceMap()
+        return LoadedSpec(validate(interpolate_data(source, source_map, {}), source_map, {}), source_map, {})
     tree, source_map, sources = load_tree(source, overrides)
     # The result is bounded again: interpolation can repeat and nest values (NOTE: [YAML bounds]).
     resolved = interpolate(tree, source_map, sources)

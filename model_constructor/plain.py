@@ -35,7 +35,8 @@ MAX_INT_BITS = 14_000
 
 
 class Unbounded(Exception):
-    """The fast copy met something the exact walk reports (internal, never escapes)."""
+    """The fast copy met something the exact walk reports, or, copying data that must be
+    plain, something that is not (internal, never escapes)."""
 
 
 class BoundedCopy:
@@ -74,17 +75,21 @@ class BoundedCopy:
         if kind is list:
             return self._sequence(item, depth)
         if kind is int:
-            return self._integer(item)
+            return self.integer(item)
         if kind is float or item is None or kind is bool:
             return item
-        # Subclasses and the rest, after the plain types: `isinstance` against ABCs is slow.
+        return self._other(item, depth)
+
+    def _other(self, item: Any, depth: int) -> Any:
+        """`copy` of what is not of a plain type: subclasses, models, other mappings."""
+        # After the plain types: `isinstance` against ABCs is slow.
         if isinstance(item, BaseModel):
             return self.copy(item.model_dump(by_alias=True, exclude_defaults=True), depth)
         if isinstance(item, str):
             self.text += len(item)
             return item
         if isinstance(item, int):
-            return self._integer(item)
+            return self.integer(item)
         if isinstance(item, Mapping):
             pairs = list(item.items())
             return self._mapping(pairs, len(pairs), depth)
@@ -111,12 +116,25 @@ class BoundedCopy:
         self.count(len(items), depth + 1)
         return [self.copy(child, depth + 1) for child in items]
 
-    def _integer(self, item: int) -> int:
+    def integer(self, item: int) -> int:
+        """`item`, an int, counted."""
         bits = item.bit_length()
         if bits > MAX_INT_BITS:
             raise Unbounded
         self.text += bits // 3  # about its number of digits
         return item
+
+
+class PlainCopy(BoundedCopy):
+    """A `BoundedCopy` of data that must be plain already: it raises `Unbounded` at a model,
+    a tuple, or a mapping or list of a type of its own, which `BoundedCopy` would convert."""
+
+    __slots__ = ()
+
+    def _other(self, item: Any, depth: int) -> Any:
+        if isinstance(item, (BaseModel, Mapping, list, tuple)):
+            raise Unbounded
+        return super()._other(item, depth)
 
 
 def plain_tree(value: Any, source_map: SourceMap, sources: dict[str, str]) -> Any:

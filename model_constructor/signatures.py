@@ -1,9 +1,9 @@
-"""Pydantic models derived from a block's `__init__` or a function's signature, cached per callable.
+"""Pydantic validators derived from a block's `__init__` or a function's signature, cached per callable.
 
 This is what lets a spec be checked before anything is constructed: unknown and missing
 arguments, and wrongly typed literals, are found from the signature alone (fiddle's
-`signatures.py` does the same for its Configs). We derive a pydantic model instead of
-hand-writing type checks, so every annotation pydantic understands is checked the way
+`signatures.py` does the same for its Configs). We derive pydantic validators instead
+of hand-writing type checks, so every annotation pydantic understands is checked the way
 pydantic checks it, and the *validated* values are what the constructor receives.
 """
 
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Union
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter
+from typing_extensions import NotRequired, TypedDict
 
 from .registry import SignaturePolicy
 
@@ -42,7 +43,8 @@ class Signature:
     accepts_extra: bool
     # None when the callable's signature cannot be inspected (C builtins such as torch.add).
     inspected: inspect.Signature | None
-    model: type[BaseModel] | None
+    # Validates a block's literal arguments all at once: see `_arguments_validator`.
+    arguments: TypeAdapter[dict[str, Any]] | None
 
     @property
     def names(self) -> list[str]:
@@ -57,12 +59,6 @@ class Signature:
         """The parameters a spec must give: those without a default, but device and dtype,
         which build_model fills in."""
         return tuple(p.name for p in self.parameters.values() if p.required and p.name not in FACTORY_KWARGS)
-
-    @functools.cached_property
-    def model_fields(self) -> dict[str, str]:
-        """`model`'s field names, in order, each with the parameter name it stands for."""
-        fields = self.model.model_fields if self.model is not None else {}
-        return {field: info.alias or field for field, info in fields.items()}
 
 
 def _list_to_tuple(value: Any) -> Any:
@@ -124,31 +120,41 @@ def signature_of(target: Callable[..., Any], policy: SignaturePolicy) -> Signatu
             required=param.default is inspect.Parameter.empty,
             validator=validator,
         )
-    return Signature(parameters, accepts_extra, inspected, _model(target, parameters, config, accepts_extra))
+    validator = _arguments_validator(target, parameters, config, accepts_extra)
+    return Signature(parameters, accepts_extra, inspected, validator)
 
 
-def _model(
+# NOTE: [Arguments as a TypedDict]
+# A block's arguments are validated as one TypedDict whose keys are the parameters, all of
+# them optional: the checker reports missing arguments itself, because a required argument
+# may be given as a nested block spec (validated apart) or be a device/dtype that
+# build_model fills in. The result is the dict of given arguments itself, validated, in
+# parameter order and then any extra ones (`**kwargs`) as written. A pydantic model gives the
+# same through `model_fields_set` and `model_extra` at four times the cost, paid once per
+# block of a spec, and needs its fields renamed, so that a parameter called `copy` or
+# `model_config` cannot collide with the model's own attributes.
+
+
+def _arguments_validator(
     target: Callable[..., Any],
     parameters: dict[str, Parameter],
     config: ConfigDict,
     accepts_extra: bool,
-) -> type[BaseModel]:
-    # Field names are positional (p0, p1, ...) with the real name as alias, so a parameter
-    # called `copy`, `json` or `model_config` cannot collide with BaseModel's own attributes.
-    # Every field is optional here: the checker reports missing arguments itself, because a
-    # required argument may be given as a nested block spec (validated apart) or be a
-    # device/dtype that build_model fills in.
-    fields: dict[str, Any] = {
-        f"p{index}": (param.annotation, pydantic.Field(default=None, alias=param.name))
-        for index, param in enumerate(parameters.values())
-    }
-    model_config = ConfigDict(**config, extra="allow" if accepts_extra else "forbid")
+) -> TypeAdapter[dict[str, Any]]:
+    """The validator of NOTE: [Arguments as a TypedDict] for `target`'s `parameters`."""
     name = f"{getattr(target, '__qualname__', 'target')}Arguments"
+    typed_config = ConfigDict(**config, extra="allow" if accepts_extra else "forbid")
+    fields = {param.name: param.annotation for param in parameters.values()}
     try:
-        return pydantic.create_model(name, __config__=model_config, **fields)
+        return _typed_dict(name, fields, typed_config)
     except Exception:
         # Each annotation passed on its own (see signature_of); together they may still
-        # fail, e.g. on a name clash. Names and arity are then all that is checked.
-        loose: dict[str, Any] = {key: (Any, info) for key, (_, info) in fields.items()}
-        model: type[BaseModel] = pydantic.create_model(name, __config__=model_config, **loose)
-        return model
+        # fail. Names and arity are then all that is checked.
+        return _typed_dict(name, dict.fromkeys(fields, Any), typed_config)
+
+
+def _typed_dict(name: str, fields: dict[str, Any], config: ConfigDict) -> TypeAdapter[dict[str, Any]]:
+    # Made at run time: mypy cannot follow a TypedDict whose keys are not written out.
+    arguments = typing.cast(Any, TypedDict)(name, {key: NotRequired[value] for key, value in fields.items()})
+    arguments.__pydantic_config__ = config
+    return TypeAdapter(arguments)

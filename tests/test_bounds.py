@@ -9,14 +9,20 @@ repetition and huge powers of params (test_errors_interpolation.py).
 from __future__ import annotations
 
 import textwrap
+from collections import OrderedDict
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 import torch
 from helpers import load_error, located, write_spec
+from pydantic import BaseModel
 
-from model_constructor import build_model, load_spec
+from model_constructor import SpecError, build_model, load_spec
+from model_constructor.interpolation import interpolate, interpolate_data
+from model_constructor.plain import plain_tree
+from model_constructor.source import SourceMap
 
 GRAPH = """\
 model:
@@ -217,6 +223,52 @@ def test_bounds_python_spec_interpolated_values_counted_as_used(params: dict[str
 def test_bounds_python_spec_value_refused(params: dict[str, Any], message: str) -> None:
     [diagnostic] = load_error(python_spec(params)).diagnostics
     assert diagnostic.message == message
+
+
+class _Shape(BaseModel):
+    size: str = "${params.n}"
+
+
+def _two_walks(data: Any) -> Any:
+    """What `interpolate_data` must give: NOTE: [One copy of data] in interpolation.py."""
+    try:
+        return interpolate(plain_tree(data, SourceMap(), {}), SourceMap(), {})
+    except SpecError as exc:
+        return [(d.path, d.message) for d in exc.diagnostics]
+
+
+def _one_walk(data: Any) -> Any:
+    try:
+        return interpolate_data(data, SourceMap(), {})
+    except SpecError as exc:
+        return [(d.path, d.message) for d in exc.diagnostics]
+
+
+LONG = "${params.n" + " " * 990 + "}"  # 1001 characters that make 1
+
+
+@pytest.mark.parametrize(
+    ("params", "argument"),
+    [
+        pytest.param({"n": 1}, ("${params.n}", ["${params.n}"]), id="tuple"),
+        pytest.param({"n": 1, "a": ("${params.n}",)}, 1, id="tuple-in-params"),
+        pytest.param({"n": 1}, OrderedDict(b="${params.n}"), id="mapping-subclass"),
+        pytest.param({"n": 1}, MappingProxyType({"b": "${params.n}"}), id="mapping"),
+        pytest.param({"n": 1}, _Shape(), id="model"),
+        pytest.param({"n": 1}, [{1: "${params.n}"}], id="key-not-a-string"),
+        pytest.param({"n": 1, "a": {2: 1}}, 1, id="key-not-a-string-in-params"),
+        pytest.param({"n": 1}, nested_list(100), id="deep"),
+        pytest.param({"n": 1, "a": nested_list(100)}, 1, id="deep-params"),
+        pytest.param({"n": 1}, [LONG] * 17_000, id="text-only-as-written"),
+        pytest.param({"n": 1}, ["${params.m}", nested_list(100)], id="fault-and-deep"),
+        pytest.param(OrderedDict(n=1), "${params.n}", id="params-mapping"),
+        pytest.param({"n": 1, "b": [LONG] * 10}, "${params.b}", id="plain"),
+    ],
+)
+def test_bounds_python_spec_interpolated_in_one_walk_as_in_two(params: Any, argument: Any) -> None:
+    data = python_spec(params)
+    data["model"]["graph"]["modules"] = {"m": {"_type_": "nn.Identity", "x": argument}}
+    assert _one_walk(data) == _two_walks(data)
 
 
 # ---- graphs and sub-graphs --------------------------------------------------------------------
