@@ -209,7 +209,7 @@ def subgraph_instance_schema(own: Schema) -> Schema:
 
 
 def _block_schema(entry: Entry, own: Schema) -> Schema:
-    """The schema of one block's arguments, from the signature model the checker uses."""
+    """The schema of one block's arguments, from the signature the checker validates them with."""
     policy = entry.signature_policy
     # Policy "none" checks nothing, but the names still help completion.
     signature = signature_of(entry.target, "lax" if policy == "none" else policy)
