@@ -15,7 +15,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from ruamel.yaml import YAML
@@ -52,7 +52,9 @@ def setup(smoke: bool, directory: Path) -> Setup:
     return Setup(count, 2 if smoke else 9, 2 if smoke else 5, path, text, chain_spec(count, WIDTH))
 
 
-def _parse(text: str, *, collector: bool = False, how: str = "round-trip") -> Callable[[], object]:
+def _parse(
+    text: str, *, collector: bool = False, how: Literal["round-trip", "compose", "library"] = "round-trip"
+) -> Callable[[], object]:
     """One parse of the spec's text, with positions kept: the floor a build from a file stands on.
 
     `how`: "round-trip" is ruamel's round-trip load, the figure issue 5 quotes; "compose" stops

@@ -48,8 +48,8 @@ import torch
 from torch import fx
 
 # fx's private helpers, so that our source reads exactly like fx's: the same unique names
-# (never shadowing a builtin, a keyword or `torch`) and the same qualified function names.
-from torch.fx.graph import _Namespace
+# (never shadowing a builtin, a keyword or `torch`), attribute paths and function names.
+from torch.fx.graph import _format_target, _Namespace
 from torch.fx.node import _get_qualified_name
 
 from .errors import ConfigPath
@@ -328,7 +328,7 @@ class _SourceWriter:
 
     def get_attr(self, target: str) -> _Local:
         local = _Local(self.namespace.create_name(target.replace(".", "_"), None))
-        self.statements.append((local, f"{local.name} = {_attribute('self', target)}", [], None))
+        self.statements.append((local, f"{local.name} = {_format_target('self', target)}", [], None))
         return local
 
     def call(
@@ -342,9 +342,9 @@ class _SourceWriter:
     ) -> _Local:
         self.reads = []
         if op == "call_module":
-            expression = f"{_attribute('self', target)}({self.arguments(args, kwargs)})"
+            expression = f"{_format_target('self', target)}({self.arguments(args, kwargs)})"
         elif op == "call_method":
-            expression = f"{_attribute(self.value(args[0]), target)}({self.arguments(args[1:], kwargs)})"
+            expression = f"{_format_target(self.value(args[0]), target)}({self.arguments(args[1:], kwargs)})"
         elif target is operator.getitem:
             expression = f"{self.value(args[0])}[{self.value(args[1])}]"
         elif target is getattr and isinstance(args[1], str) and args[1].isidentifier():
@@ -412,13 +412,6 @@ class _SourceWriter:
             if origin is not None:
                 origins[len(lines)] = origin
         return Source("\n".join(lines) + "\n", self.globals, origins)
-
-
-def _attribute(base: str, target: str) -> str:
-    """`base.a.b` for attribute path `a.b`; `getattr(base, "0")` where a part is no identifier."""
-    for part in target.split("."):
-        base = f"{base}.{part}" if part.isidentifier() else f'getattr({base}, "{part}")'
-    return base
 
 
 def _resolve(qualified: str) -> Any:
