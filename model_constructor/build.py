@@ -24,7 +24,7 @@ from .graph import Ref, refs_in
 from .imports import effective_prefixes, run_imports
 from .load import LoadedSpec, SpecSource, load
 from .model import BuiltModel, Subgraph
-from .plan import BlockPlan, GraphPlan, ModulePlan, RepeatPlan, SubgraphPlan
+from .plan import BlockPlan, GraphPlan, ModulePlan, NodePlan, RepeatPlan, SubgraphPlan
 from .registry import Registry
 from .signatures import FACTORY_KWARGS
 from .spec import ModelSpec
@@ -148,10 +148,7 @@ def _missing_attributes(
 ) -> list[Diagnostic]:
     """Each `$self.MODULE.ATTRIBUTE` of `plan` (and of its sub-graph instances) that `modules` lack."""
     problems = []
-    for node in plan.nodes:
-        values = [*node.args, *node.kwargs.values()]
-        if all(type(value) is Ref and value.name != "self" for value in values):
-            continue  # the usual node, its arguments all plain refs: nothing to walk
+    for node in _nodes_to_walk(plan.nodes):
         for ref, where in refs_in({"args": list(node.args), "kwargs": node.kwargs}):
             if ref.name == "self" and (found := _missing_attribute(ref, modules)) is not None:
                 message, hint = found
@@ -159,6 +156,8 @@ def _missing_attributes(
                     loaded.diagnostic((*node.path, *where), message, hint=hint, span=len(str(ref)))
                 )
     for name, module in plan.modules.items():
+        if isinstance(module, BlockPlan):
+            continue  # the usual module: no graph of its own
         built = modules[name]
         instances: list[tuple[ModulePlan, torch.nn.Module]] = [(module, built)]
         if isinstance(module, RepeatPlan):
@@ -167,6 +166,19 @@ def _missing_attributes(
             if isinstance(copy, SubgraphPlan):
                 problems += _missing_attributes(copy.graph, dict(instance.named_children()), loaded)
     return problems
+
+
+def _nodes_to_walk(nodes: Sequence[NodePlan]) -> Iterator[NodePlan]:
+    """The nodes that may hold a `$self` ref: all but the usual one, whose arguments are all
+    plain `$name` refs. Plain loops: a list and a generator per node cost 0.2 ms at 1000 nodes."""
+    for node in nodes:
+        if node.kwargs:
+            yield node
+            continue
+        for value in node.args:
+            if type(value) is not Ref or value.name == "self":
+                yield node
+                break
 
 
 def _missing_attribute(ref: Ref, modules: Mapping[str, torch.nn.Module]) -> tuple[str, str | None] | None:
@@ -213,7 +225,10 @@ def _construct_module(module: ModulePlan, factory: dict[str, Any], loaded: Loade
 
 
 def _construct(block: BlockPlan, factory: dict[str, Any], loaded: LoadedSpec) -> torch.nn.Module:
-    kwargs = {name: _materialize(value, factory, loaded) for name, value in block.kwargs.items()}
+    kwargs = {  # a plain value, the usual argument, without a call to `_materialize`
+        name: _materialize(value, factory, loaded) if isinstance(value, (BlockPlan, list)) else value
+        for name, value in block.kwargs.items()
+    }
     accepted = _accepted_factory_kwargs(block.entry.target)
     for name, value in factory.items():
         if name in accepted and name not in kwargs:

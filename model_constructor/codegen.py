@@ -54,21 +54,18 @@ from torch.fx.node import _get_qualified_name
 
 from .errors import ConfigPath
 from .graph import Ref
-from .plan import BlockPlan, GraphPlan, ModulePlan, NodePlan, SubgraphPlan
+from .plan import BlockPlan, GraphPlan, ModulePlan, SubgraphPlan
 
 _FX_OPS = {"fn": "call_function", "method": "call_method"}
 
 
-@dataclass(frozen=True)
-class Origin:
-    """The YAML node a call comes from: `qualified` names it (`enc.h1`, `h.2`), `path` is where."""
-
-    qualified: str
-    path: ConfigPath
-
-
 class _Writer(Protocol):
-    """Where `_Emitter` writes the forward: fx Nodes, or lines of Python."""
+    """Where `_Emitter` writes the forward: fx Nodes, or lines of Python.
+
+    A call's `name` is dotted (`layers.0.h1`; its local is `layers_0_h1`). For a YAML node's
+    call it names the node for messages, and `path` is where the spec writes that node; the
+    calls the emitter adds (a container's lookup, an index) have no path.
+    """
 
     def placeholder(self, name: str) -> Any: ...
 
@@ -81,7 +78,7 @@ class _Writer(Protocol):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         name: str,
-        origin: Origin | None,
+        path: ConfigPath | None,
     ) -> Any: ...
 
     def output(self, value: Any) -> None: ...
@@ -97,17 +94,17 @@ class _Emitter:
         """Emit `plan`'s nodes with its modules under attribute path `prefix`; return its result."""
         scope = _Scope(self, prefix, dict(inputs))
         for step in plan.nodes:
-            args = tuple([scope.materialize(arg) for arg in step.args])
+            args = tuple(map(scope.materialize, step.args))
             kwargs = {key: scope.materialize(arg) for key, arg in step.kwargs.items()} if step.kwargs else {}
             if step.kind == "module":
                 module = plan.modules[step.target]
                 scope.values[step.name] = self.call(
-                    module, prefix + step.target, args, kwargs, step, prefix + step.name
+                    module, prefix + step.target, args, kwargs, prefix + step.name, step.path
                 )
             else:
                 target: Any = step.function if step.kind == "fn" else step.target
-                scope.values[step.name] = self.node(
-                    _FX_OPS[step.kind], target, args, kwargs, step, prefix + step.name
+                scope.values[step.name] = self.writer.call(
+                    _FX_OPS[step.kind], target, args, kwargs, prefix + step.name, step.path
                 )
         return plan.returned(scope.value_of)
 
@@ -117,20 +114,21 @@ class _Emitter:
         target: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        step: NodePlan,
         qualified: str,
+        path: ConfigPath,
     ) -> Any:
         """Call the module at attribute path `target`: one node, an inlined body, or a chain.
 
         `qualified` names the call for messages: `h1`, `enc.h1` inside instance `enc`, `h.2`
-        for copy 2 of a repeated block.
+        for copy 2 of a repeated block; `path` is the YAML node that calls it.
         """
         if isinstance(module, BlockPlan):
             parent, _, child = target.rpartition(".")
             if not parent:
-                return self.node("call_module", target, args, kwargs, step, qualified)
+                return self.writer.call("call_module", target, args, kwargs, qualified, path)
             # See NOTE: [Hoisted containers].
-            return self.node("call_method", child, (self.container(parent), *args), kwargs, step, qualified)
+            container = self.container(parent)
+            return self.writer.call("call_method", child, (container, *args), kwargs, qualified, path)
         if isinstance(module, SubgraphPlan):
             inputs = dict(zip(module.graph.inputs, args, strict=False))  # checked: len(args) <= inputs
             inputs.update(kwargs)
@@ -138,31 +136,16 @@ class _Emitter:
         value = args[0]
         for index, copy in enumerate(module.copies):
             value = self.call(
-                copy, f"{target}.{index}", (value, *args[1:]), kwargs, step, f"{qualified}.{index}"
+                copy, f"{target}.{index}", (value, *args[1:]), kwargs, f"{qualified}.{index}", path
             )
         return value
-
-    def node(
-        self,
-        op: str,
-        target: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        step: NodePlan,
-        qualified: str,
-    ) -> Any:
-        # Names become Python locals: `layers.0.attn` -> layers_0_attn.
-        return self.writer.call(
-            op, target, args, kwargs, qualified.replace(".", "_"), Origin(qualified, step.path)
-        )
 
     def container(self, target: str) -> Any:
         """The module at attribute path `target`, fetched once; see NOTE: [Hoisted containers]."""
         if target not in self.containers:
             parent, _, child = target.rpartition(".")
-            name = target.replace(".", "_")
             self.containers[target] = (
-                self.writer.call("call_function", getattr, (self.container(parent), child), {}, name, None)
+                self.writer.call("call_function", getattr, (self.container(parent), child), {}, target, None)
                 if parent
                 else self.writer.get_attr(target)
             )
@@ -193,6 +176,8 @@ class _Scope:
         if ref.name == "self":
             return self.emitter.attribute(self.prefix + ".".join(map(str, ref.index)))
         value = self.values[ref.name]
+        if not ref.index:
+            return value  # the usual `$name`
         for depth in range(1, len(ref.index) + 1):
             key = Ref(ref.name, ref.index[:depth])
             if key not in self.indexed:
@@ -254,12 +239,12 @@ class _GraphWriter:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         name: str,
-        origin: Origin | None,
+        path: ConfigPath | None,
     ) -> fx.Node:
-        node = self.graph.create_node(op, target, args, kwargs, name=name)
-        if origin is not None:
-            node.meta["yaml_node"] = origin.qualified
-            node.meta["yaml_path"] = origin.path
+        node = self.graph.create_node(op, target, args, kwargs, name=name.replace(".", "_"))
+        if path is not None:
+            node.meta["yaml_node"] = name
+            node.meta["yaml_path"] = path
         return node
 
     def output(self, value: Any) -> None:
@@ -279,24 +264,28 @@ def generate_graph(plan: GraphPlan) -> fx.Graph:
 
 
 class _Local:
-    """A local variable of the generated forward."""
+    """A local variable of the generated forward, and the last statement that reads it (an
+    index into `_SourceWriter.statements`), which releases it."""
 
-    __slots__ = ("name",)
+    __slots__ = ("last_read", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.last_read: int | None = None
 
 
 @dataclass(frozen=True)
 class Source:
     """The generated forward: `text` defines `forward` when run with `globals`.
 
-    `origins` maps a line of `text` (numbered from 1) to the YAML node it calls.
+    `nodes` maps a line of `text` (numbered from 1) to the YAML node it calls (`enc.h1`), and
+    `paths` each of those nodes to where the spec writes it.
     """
 
     text: str
     globals: dict[str, Any]
-    origins: dict[int, Origin]
+    nodes: dict[int, str]
+    paths: dict[str, ConfigPath]
 
 
 # The names fx's code may use without defining them (its `_custom_builtins`).
@@ -317,8 +306,10 @@ class _SourceWriter:
         self.namespace = _Namespace()
         self.globals: dict[str, Any] = dict(_BUILTINS)
         self.inputs: list[str] = []
-        # Each statement: the local it defines (or None), its text, the locals it reads, its origin.
-        self.statements: list[tuple[_Local | None, str, list[_Local], Origin | None]] = []
+        # Each statement: the local it defines (or None), its text, the locals it reads, and
+        # the YAML node it calls (or None).
+        self.statements: list[tuple[_Local | None, str, list[_Local], str | None]] = []
+        self.paths: dict[str, ConfigPath] = {}
         self.reads: list[_Local] = []
 
     def placeholder(self, name: str) -> _Local:
@@ -338,11 +329,13 @@ class _SourceWriter:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         name: str,
-        origin: Origin | None,
+        path: ConfigPath | None,
     ) -> _Local:
         self.reads = []
         if op == "call_module":
-            expression = f"{_format_target('self', target)}({self.arguments(args, kwargs)})"
+            # A top-level module (NOTE: [Hoisted containers]), whose name the check made an
+            # identifier: fx's `_format_target` would write the same.
+            expression = f"self.{target}({self.arguments(args, kwargs)})"
         elif op == "call_method":
             expression = f"{_format_target(self.value(args[0]), target)}({self.arguments(args[1:], kwargs)})"
         elif target is operator.getitem:
@@ -351,8 +344,11 @@ class _SourceWriter:
             expression = f"{self.value(args[0])}.{args[1]}"
         else:
             expression = f"{self.function(target)}({self.arguments(args, kwargs)})"
-        local = _Local(self.namespace.create_name(name, None))
-        self.statements.append((local, f"{local.name} = {expression}", self.reads, origin))
+        local = _Local(self.namespace.create_name(name.replace(".", "_"), None))
+        if path is not None:
+            self.paths[name] = path
+        node = name if path is not None else None
+        self.statements.append((local, f"{local.name} = {expression}", self.reads, node))
         return local
 
     def output(self, value: Any) -> None:
@@ -372,11 +368,17 @@ class _SourceWriter:
         return name
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        return ", ".join([*map(self.value, args), *(f"{key} = {self.value(v)}" for key, v in kwargs.items())])
+        if len(args) == 1 and not kwargs:
+            return self.value(args[0])  # the usual call, `self.fc(h)`: no list to join
+        values = list(map(self.value, args))
+        if kwargs:
+            values += [f"{key} = {self.value(value)}" for key, value in kwargs.items()]
+        return ", ".join(values)
 
     def value(self, value: Any) -> str:
         """`value` as an expression; a local it reads is recorded in `self.reads`."""
-        if isinstance(value, _Local):
+        if type(value) is _Local:
+            value.last_read = len(self.statements)  # the statement being written
             self.reads.append(value)
             return value.name
         if isinstance(value, tuple):
@@ -396,22 +398,24 @@ class _SourceWriter:
 
     def source(self) -> Source:
         """The whole function, each local set to None after the statement that reads it last."""
-        last_read: dict[int, int] = {}
-        for index, (_, _, reads, _) in enumerate(self.statements):
-            for local in reads:
-                last_read[id(local)] = index
         lines = [f"def forward(self, {', '.join(self.inputs)}):" if self.inputs else "def forward(self):"]
-        origins: dict[int, Origin] = {}
-        for index, (defined, text, reads, origin) in enumerate(self.statements):
-            released = list(dict.fromkeys(local.name for local in reads if last_read[id(local)] == index))
-            if defined is not None and id(defined) not in last_read:
-                released.append(defined.name)  # never read: released at once, as fx does
-            if released and defined is not None:
-                text += f";  {' = '.join(released)} = None"
-            lines.append(f"    {text}")
-            if origin is not None:
-                origins[len(lines)] = origin
-        return Source("\n".join(lines) + "\n", self.globals, origins)
+        nodes: dict[int, str] = {}
+        for index, (defined, text, reads, node) in enumerate(self.statements):
+            if defined is not None:
+                released = []
+                for local in reads:  # a loop: a comprehension's frame costs more, per statement
+                    if local.last_read == index:
+                        released.append(local.name)
+                if len(released) > 1:
+                    released = list(dict.fromkeys(released))  # a local read twice: `add(h, h)`
+                if defined.last_read is None:
+                    released.append(defined.name)  # never read: released at once, as fx does
+                if released:
+                    text = f"{text};  {' = '.join(released)} = None"
+            lines.append(text)
+            if node is not None:
+                nodes[len(lines)] = node
+        return Source("\n    ".join(lines) + "\n", self.globals, nodes, self.paths)
 
 
 def _resolve(qualified: str) -> Any:

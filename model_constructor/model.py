@@ -121,7 +121,8 @@ class BuiltModel(fx.GraphModule):
         # nn.Module.__setattr__ (5 to 10 us each), and only those. We want every declared
         # module, in spec order, so state_dict keys do not depend on which modules are
         # called: so start from an empty graph, install the modules, then the forward.
-        super().__init__({}, _empty_graph(), class_name="BuiltModel")
+        # See NOTE: [No empty forward].
+        super().__init__({}, fx.Graph(), class_name="BuiltModel")
         self._modules.update(modules)
         self.spec = spec
         self._plan = plan
@@ -137,9 +138,9 @@ class BuiltModel(fx.GraphModule):
         # Only those positions are kept: the whole SourceMap holds one per value of the file.
         self._node_locations: dict[str, Location] = {}
         if source_map is not None and (source_map.keys or source_map.values):
-            for origin in source.origins.values():
-                if (location := source_map.locate(origin.path, key=True)[0]) is not None:
-                    self._node_locations[origin.qualified] = location
+            for name, path in source.paths.items():
+                if (location := source_map.locate(path, key=True)[0]) is not None:
+                    self._node_locations[name] = location
         self._install(source)
 
     @property
@@ -151,8 +152,18 @@ class BuiltModel(fx.GraphModule):
             self._graph = graph
         return self._graph
 
+    # NOTE: [No empty forward]
+    # fx's `__init__` sets `self.graph`, and the setter recompiles at once: the graph's Python
+    # code, `compile`, a linecache entry, our forward wrapper. For the empty graph that our
+    # `__init__` starts from, that took 0.4 to 0.5 ms of a build, for a forward replaced right
+    # after by the plan's. So while `__init__` runs (no plan yet), setting the graph only
+    # keeps it, and `_install` compiles the one forward; fx's `__init__` still sets every
+    # other attribute of a GraphModule. Setting `model.graph` later recompiles, as in fx.
     @graph.setter
     def graph(self, graph: fx.Graph) -> None:
+        if "_plan" not in self.__dict__:  # fx's __init__: see NOTE: [No empty forward]
+            self._graph = graph
+            return
         fx.GraphModule.graph.fset(self, graph)  # type: ignore[attr-defined]
 
     @property
@@ -178,8 +189,12 @@ class BuiltModel(fx.GraphModule):
         """Make `source` the forward, and forget any fx graph (re-generated when read)."""
         self._graph = None  # type: ignore[assignment]
         self._code = source.text
+        # fx's map from lines of `code` to graph nodes, read by Dynamo when it compiles a
+        # GraphModule: we have no graph yet, and a None map is one Dynamo skips.
+        self._lineno_map = None
+        self._prologue_start = 0
         # Line -> YAML node: names only, which the garbage collector never has to visit.
-        self._origins = {line: origin.qualified for line, origin in source.origins.items()}
+        self._origins = source.nodes
         self._set_forward(_forward_from_src(source.text, source.globals))
 
     def recompile(self) -> PythonCode:
@@ -237,12 +252,6 @@ class BuiltModel(fx.GraphModule):
 
     def __copy__(self) -> BuiltModel:
         return BuiltModel._from_state(self._plan, self._state())
-
-
-def _empty_graph() -> fx.Graph:
-    graph = fx.Graph()
-    graph.output(None)
-    return graph
 
 
 def _unpickle(state: dict[str, Any]) -> BuiltModel:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from helpers import build_checked, write_spec
+from torch.fx.graph_module import _loader
 
 from model_constructor import Registry, build_model
 
@@ -155,6 +156,29 @@ def test_edited_graph_becomes_the_forward(tmp_path: Path) -> None:
     h, r = model(x)
     torch.testing.assert_close(r, torch.sigmoid(h))
     assert "torch.sigmoid" in model.code
+
+
+def test_assigned_graph_becomes_the_forward(tmp_path: Path) -> None:
+    # Only the model's construction skips fx's compile of a graph (NOTE: [No empty forward]).
+    model = build_model(write_spec(tmp_path, _PAIR_ONLY))
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.call_function(torch.neg, (x,)))
+
+    model.graph = graph
+
+    assert model.graph is graph
+    assert "neg = torch.neg(x)" in model.code
+    torch.testing.assert_close(model(torch.ones(2)), -torch.ones(2))
+
+
+def test_build_compiles_one_forward(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, _PAIR_ONLY)
+    before = _loader.next_id  # fx numbers each forward it compiles
+
+    build_model(path)
+
+    assert _loader.next_id == before + 1  # not an empty one first: NOTE: [No empty forward]
 
 
 def test_values_without_a_literal_become_globals() -> None:
