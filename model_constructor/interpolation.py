@@ -119,7 +119,8 @@ class _Resolver:
     # Tallies the resolved tree as `resolved` builds it: see NOTE: [Bounded copy, fast and exact].
     bounds: BoundedCopy = field(default_factory=BoundedCopy)
     # Of `strings`, those that resolve to a number or a bool, with what one use adds to the
-    # text tally of `bounds`: `_resolved_items` places another use of one in a single step.
+    # text tally of `bounds`: `_resolved_dict` and `_resolved_list` place another use of one
+    # in a single step.
     numbers: dict[str, tuple[Any, int]] = field(default_factory=dict)
     # Characters of the `${...}` strings met (some more than once): see NOTE: [One copy of data].
     written: int = 0
