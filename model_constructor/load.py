@@ -41,6 +41,11 @@ class LoadedSpec:
 
 def load(source: SpecSource, overrides: Mapping[str, Any] | None = None) -> LoadedSpec:
     """Run load, overrides, interpolate and validate on `source`."""
+    if isinstance(source, ModelSpec):
+        # Round-trip through data, as in `load_tree`, then the one walk of a dict. Checked in
+        # full again: a spec built in Python may hold anything in its `Any` fields, lists
+        # mutated since, or values pydantic never saw (`model_construct`).
+        source = source.to_data()
     if isinstance(source, Mapping) and not overrides:
         # Copied and interpolated in one walk: NOTE: [One copy of data].
         source_map = SourceMap()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import textwrap
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import ruamel.yaml
 from helpers import load_error, located, write_spec
 
-from model_constructor import SpecError, build_model, load_spec
+from model_constructor import ModelSpec, SpecError, build_model, load_spec
 
 SEED = Path(__file__).resolve().parents[1] / "examples" / "seed"
 SEED_YAML = SEED / "configs" / "models" / "my_model.yaml"
@@ -391,3 +392,53 @@ def test_load_file_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert len(calls) == 1
     load_spec(path)
     assert len(calls) == 2
+
+
+# ---- a ModelSpec given to load ----------------------------------------------------------------
+
+PYTHON_SPEC = {
+    "schema_version": 1,
+    "params": {"n": 2},
+    "model": {
+        "graph": {
+            "inputs": ["x"],
+            "nodes": {"h1": {"call": "method:relu", "args": ["$x"]}},
+            "outputs": ["$h1"],
+        }
+    },
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic's dump warns of the mutated list
+def test_load_model_spec_mutated_after_validation_checked_again() -> None:
+    spec = ModelSpec.model_validate(copy.deepcopy(PYTHON_SPEC))
+    spec.model.graph.inputs.append(3)  # type: ignore[arg-type]
+
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+
+    assert str(info.value) == "error: model.graph.inputs[1]: Input should be a valid string, got 3"
+
+
+def test_load_model_spec_never_validated_checked() -> None:
+    graph = ModelSpec.model_validate(copy.deepcopy(PYTHON_SPEC)).model
+    spec = ModelSpec.model_construct(schema_version=2, model=graph)
+
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+
+    assert str(info.value) == (
+        "error: schema_version: unsupported schema_version 2 "
+        "(this version of model_constructor reads schema_version 1)"
+    )
+
+
+def test_load_model_spec_interpolated_into_a_copy() -> None:
+    spec = ModelSpec.model_validate(copy.deepcopy(PYTHON_SPEC))
+    spec.model.graph.nodes["h1"].kwargs["k"] = "${params.n}"
+
+    loaded = load_spec(spec)
+
+    assert loaded.model.graph.nodes["h1"].kwargs == {"k": 2}
+    assert spec.model.graph.nodes["h1"].kwargs == {"k": "${params.n}"}
+    assert loaded.model.graph.inputs is not spec.model.graph.inputs
