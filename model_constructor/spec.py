@@ -18,7 +18,9 @@ from pydantic import (
     Discriminator,
     Field,
     GetJsonSchemaHandler,
+    SerializerFunctionWrapHandler,
     Tag,
+    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -219,6 +221,16 @@ class ArgSpec(_Section):
     @property
     def required(self) -> bool:
         return "default" not in self.model_fields_set
+
+    @model_serializer(mode="wrap")
+    def _default_if_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A written default makes the argument optional, whatever its value: `default: null`
+        # equals the field's own default, which `to_data` leaves out, and the spec read back
+        # (a pickled model, `build_model(model.spec)`) would require the argument.
+        data: dict[str, Any] = handler(self)
+        if not self.required:
+            data.setdefault("default", self.default)
+        return data
 
     @classmethod
     def __get_pydantic_json_schema__(

@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import build_checked, build_error, located, roundtrip_deepcopy, roundtrip_pickle, write_spec
 
-from model_constructor import BuiltModel, SpecWarning, load_spec
+from model_constructor import BuiltModel, SpecWarning, build_model, load_spec
 
 # ---- helpers --------------------------------------------------------------------------------
 
@@ -576,6 +576,19 @@ def test_subgraph_default_is_used_and_can_be_overridden(tmp_path: Path) -> None:
     assert default.m.drop.p == 0.0
     assert given.m.drop.p == 0.25
     assert given.m.lin.in_features == 4
+
+
+def test_subgraph_null_default_stays_optional_through_its_spec(tmp_path: Path) -> None:
+    # `default: null` equals the field's own default, which a dump leaving out defaults
+    # dropped: the argument became required when the spec was read back.
+    text = ARGS.replace("dropout: {type: float, default: 0.0}", "dropout: {type: any, default: null}")
+    text = text.replace('p: "${args.dropout}"', "p: 0.1")
+    model = build_checked(write_spec(tmp_path, text % '{_type_: "graph:mlp", width: 4}'))
+
+    assert not model.spec.model.graphs["mlp"].args["dropout"].required
+    assert model.spec.model.graphs["mlp"].args["width"].required
+    assert build_model(model.spec).state_dict().keys() == model.state_dict().keys()
+    assert roundtrip_pickle(model).fingerprint == model.fingerprint
 
 
 @pytest.mark.parametrize(
