@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, ValidationError
 
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
@@ -124,10 +124,17 @@ class ModuleSpec(BaseModel):
             return data
         for value in data.values():
             if isinstance(value, (dict, list)):
-                return {
-                    key: item if key in ("_type_", "type_") else _nested(item) for key, item in data.items()
-                }
-        return data
+                break
+        else:
+            return data
+        errors: list[InitErrorDetails] = []
+        nested = {
+            key: item if key in ("_type_", "type_") else _nested(item, (key,), errors)
+            for key, item in data.items()
+        }
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return nested
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -140,11 +147,24 @@ class ModuleSpec(BaseModel):
         return self.type_[len(SUBGRAPH_PREFIX) :] if self.type_.startswith(SUBGRAPH_PREFIX) else None
 
 
-def _nested(value: Any) -> Any:
+def _nested(value: Any, loc: tuple[str | int, ...], errors: list[InitErrorDetails]) -> Any:
+    """`value` with its block specs as ModuleSpecs; their faults go to `errors`, at their `loc`
+    below the module (pydantic would place a validator's error at the module's own keys)."""
     if isinstance(value, dict) and "_type_" in value:
-        return ModuleSpec.model_validate(value)
+        try:
+            return ModuleSpec.model_validate(value)
+        except ValidationError as exc:
+            errors += [
+                {
+                    "type": PydanticCustomError(error["type"], error["msg"]),
+                    "loc": (*loc, *error["loc"]),
+                    "input": error["input"],
+                }
+                for error in exc.errors(include_url=False)
+            ]
+            return value
     if isinstance(value, list):
-        return [_nested(item) for item in value]
+        return [_nested(item, (*loc, index), errors) for index, item in enumerate(value)]
     return value
 
 

@@ -235,6 +235,35 @@ def test_load_unknown_top_level_key_renders_hint_and_caret(tmp_path: Path) -> No
     )
 
 
+def test_load_nested_block_faults_each_at_its_own_key(tmp_path: Path) -> None:
+    text = """\
+schema_version: 1
+model:
+  graph:
+    inputs: [x]
+    modules:
+      m:
+        _type_: nn.Sequential
+        block: {_type_: 5}
+        layers:
+          - {_type_: nn.ReLU}
+          - {_type_: nn.ReLU, _repeat_: 0}
+    nodes:
+      y: {call: module:m, args: [$x]}
+    outputs: [$y]
+"""
+    exc = load_error(write_spec(tmp_path, text))
+
+    assert [d.path for d in exc.diagnostics] == [
+        ("model", "graph", "modules", "m", "block", "_type_"),
+        ("model", "graph", "modules", "m", "layers", 1, "_repeat_"),
+    ]
+    assert located(exc, hint=False) == [
+        (8, 25, "Input should be a valid string, got 5"),
+        (11, 41, "_repeat_ must be a whole number from 1 to 10000, got 0"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "line"),
     [
