@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
-from collections.abc import Iterable
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -53,12 +53,12 @@ _LITERALS = _CODE_LITERALS + _TORCH_LITERALS
 _PLAIN_LITERALS = frozenset(_CODE_LITERALS)
 
 
-def _is_code(values: Iterable[Any]) -> bool:
+def _is_code(values: Collection[Any]) -> bool:
     """Whether `_not_code` would find nothing in `values`: a quick test, without paths, that
     keeps the usual node (a few $refs and numbers) from paying for the full walk."""
-    stack = list(values)
-    if _PLAIN_LITERALS.issuperset(map(type, stack)):  # the usual node, tested at C speed
+    if _PLAIN_LITERALS.issuperset(map(type, values)):  # the usual node, tested at C speed
         return True
+    stack = list(values)
     while stack:
         item = stack.pop()
         kind = type(item)
@@ -208,53 +208,50 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
         # NOTE: [Ref order] Refs are used last written first (the order of `refs_in`): the
         # cycle a report follows and the order of reference errors depend on it.
         refs.reverse()
-        uses[name] = node_uses = [r for r in refs if r[0].name != "self"]
-        if len(node_uses) < len(refs):
-            _check_self_refs([r for r in refs if r[0].name == "self"], graph, source_map, problems)
-            tied.update(str(ref.index[0]) for ref, _ in refs if ref.name == "self" and ref.index)
+        uses[name] = refs
+        for ref, _ in refs:  # a loop, not a comprehension: most nodes have a ref or two, none $self
+            if ref.name == "self":
+                uses[name] = _check_self_refs(refs, graph, source_map, problems, tied)
+                break
         nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
-    problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))
-    deps = dependencies(uses, node_names)
-
     written = node_names if graph.order is None else graph.order
-    if runs_in_order(written, deps):  # the usual case: no cycle, and `order` (or none) is right
+    if runs_in_order(written, uses, graph.inputs):  # the usual case: refs known, `order` (or none) right
         order = list(written)
-    elif (cycle := find_cycle(deps, node_names)) is not None:
-        problems.append(
-            source_map.diagnostic(
-                (*graph_path, "nodes", cycle[0]),
-                "dependency cycle: " + " -> ".join(cycle),
-                key=True,
-                hint="a node cannot use its own result, directly or through other nodes",
-            )
-        )
-        order = node_names
-    elif graph.order is not None:
-        problems.extend(check_order(graph.order, deps, node_names, graph_path, source_map))
-        order = list(graph.order)
     else:
-        order = topological_order(deps, node_names)
+        problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))
+        order = _repaired_order(graph, graph_path, uses, node_names, source_map, problems)
 
     outputs = _check_outputs(checker, graph, graph_path, [*graph.inputs, *node_names])
     if outputs is not None:
         problems.extend(check_indexes(graph, graph_path, modules, uses, outputs, source_map))
     if len(problems) > problems_before or outputs is None:
         return None
-    checker.warnings.extend(_unused(graph, graph_path, uses, outputs, tied, source_map))
+    planned = typing.cast("tuple[NodePlan, ...]", tuple([nodes[name] for name in order]))
+    checker.warnings.extend(_unused(graph, graph_path, planned, uses, outputs, tied, source_map))
     return GraphPlan(
         inputs=tuple(graph.inputs),
         modules={name: plan for name, plan in modules.items() if plan is not None},
-        nodes=typing.cast("tuple[NodePlan, ...]", tuple([nodes[name] for name in order])),
+        nodes=planned,
         outputs=outputs,
         return_kind=graph.return_,
     )
 
 
 def _check_self_refs(
-    refs: list[tuple[Ref, ConfigPath]], graph: GraphSpec, source_map: SourceMap, problems: list[Diagnostic]
-) -> None:
-    """`$self.emb.weight` reads an attribute of one of this graph's modules (tied weights)."""
+    refs: list[tuple[Ref, ConfigPath]],
+    graph: GraphSpec,
+    source_map: SourceMap,
+    problems: list[Diagnostic],
+    tied: set[str],
+) -> list[tuple[Ref, ConfigPath]]:
+    """`$self.emb.weight` reads an attribute of one of this graph's modules (tied weights).
+
+    Checks the `$self` refs among a node's `refs`, adds the modules they read to `tied`, and
+    returns the other refs: those name inputs and nodes.
+    """
     for ref, path in refs:
+        if ref.name != "self":
+            continue
         module = str(ref.index[0]) if ref.index else ""
         if module not in graph.modules:
             problems.append(
@@ -265,6 +262,37 @@ def _check_self_refs(
                     or "write $self.MODULE or $self.MODULE.ATTRIBUTE, e.g. $self.embed.weight",
                 )
             )
+        if ref.index:
+            tied.add(module)
+    return [(ref, path) for ref, path in refs if ref.name != "self"]
+
+
+def _repaired_order(
+    graph: GraphSpec,
+    graph_path: ConfigPath,
+    uses: dict[str, list[tuple[Ref, ConfigPath]]],
+    node_names: list[str],
+    source_map: SourceMap,
+    problems: list[Diagnostic],
+) -> list[str]:
+    """The order to run a graph that `runs_in_order` refused: a cycle or a wrong `order` is
+    reported; nodes merely written out of order are sorted. (A graph refused only for an
+    unknown ref keeps its written order: that order runs, so each step below finds it.)"""
+    deps = dependencies(uses, node_names)
+    if (cycle := find_cycle(deps, node_names)) is not None:
+        problems.append(
+            source_map.diagnostic(
+                (*graph_path, "nodes", cycle[0]),
+                "dependency cycle: " + " -> ".join(cycle),
+                key=True,
+                hint="a node cannot use its own result, directly or through other nodes",
+            )
+        )
+        return node_names
+    if graph.order is not None:
+        problems.extend(check_order(graph.order, deps, node_names, graph_path, source_map))
+        return list(graph.order)
+    return topological_order(deps, node_names)
 
 
 def _check_outputs(
@@ -308,12 +336,14 @@ def _check_outputs(
 def _unused(
     graph: GraphSpec,
     graph_path: ConfigPath,
+    nodes: tuple[NodePlan, ...],
     uses: dict[str, list[tuple[Ref, ConfigPath]]],
     outputs: tuple[Ref, ...] | dict[str, Ref],
     tied: set[str],
     source_map: SourceMap,
 ) -> list[Diagnostic]:
-    called = {node.call.partition(":")[2] for node in graph.nodes.values() if node.call.startswith("module:")}
+    """Warnings for the modules no node calls and the nodes whose results nothing uses."""
+    called = {node.target for node in nodes if node.kind == "module"}
     called |= tied
     used = {ref.name for refs in uses.values() for ref, _ in refs}
     used |= {ref.name for ref in (outputs.values() if isinstance(outputs, dict) else outputs)}

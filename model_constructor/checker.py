@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,11 @@ import torch
 from .errors import ConfigPath, Diagnostic, closest, did_you_mean
 from .graph import Ref, contains_ref
 from .instances import check_repeat, check_subgraph
-from .plan import BlockPlan, CallKind, GraphPlan, ModulePlan, NodePlan, RepeatPlan, SubgraphPlan
+from .plan import BlockPlan, GraphPlan, ModulePlan, NodePlan, RepeatPlan, SubgraphPlan
 from .registry import Entry, Registry
 from .signatures import Signature, signature_of
 from .source import SourceMap
-from .spec import GraphSpec, ModuleSpec, SubgraphSpec
+from .spec import SUBGRAPH_PREFIX, GraphSpec, ModuleSpec, SubgraphSpec
 
 GraphChecker = Callable[["Checker", GraphSpec, ConfigPath], "GraphPlan | None"]
 
@@ -48,10 +49,8 @@ class Checker:
     # Sub-graph instances checked so far: see NOTE: [Instance bounds].
     instances: int = 0
     args_models: dict[str, type[pydantic.BaseModel]] = field(default_factory=dict)
-    # Blocks' validated arguments, by signature (its id) and values: see NOTE: [Same arguments].
-    checked_arguments: dict[_ScalarKey, dict[str, Any]] = field(default_factory=dict)
     # How each call shape binds, per signature (its id: signatures are cached): see `_binding`.
-    bindings: dict[tuple[int, int, tuple[str, ...]], _Binding | str] = field(default_factory=dict)
+    bindings: dict[tuple[int, int, int, tuple[str, ...]], _Binding | str] = field(default_factory=dict)
 
     def report(self, path: ConfigPath, message: str, **extra: Any) -> None:
         self.problems.append(self.source_map.diagnostic(path, message, **extra))
@@ -64,18 +63,19 @@ class Checker:
         return self.single(spec, path)
 
     def single(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | SubgraphPlan | None:
-        if spec.subgraph is not None:
+        # `spec.type_` tested, not `spec.subgraph`: a property call per block costs 0.1 ms per 1000.
+        if spec.type_.startswith(SUBGRAPH_PREFIX):
             return check_subgraph(self, spec, path, self.check_graph)
         return self.block(spec, path)
 
     def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
         entry = self.registry.get("module", spec.type_)
-        kwargs = spec.kwargs
-        if entry is not None:
-            signature = signature_of(entry.target, entry.signature_policy)
-            key = _scalar_key(signature, kwargs)
-            if key is not None:  # scalars only, so no nested block spec
-                return self.scalar_block(entry, signature, key, kwargs, path)
+        kwargs = spec.model_extra or {}  # read only: `spec.kwargs` would copy it
+        if entry is not None and _PLAIN.issuperset(map(type, kwargs.values())):  # most blocks
+            validated = self.arguments(
+                entry, signature_of(entry.target, entry.signature_policy), kwargs, (), path
+            )
+            return None if validated is None else BlockPlan(path, entry, validated)
         nested = {
             name: self.nested(value, (*path, name)) for name, value in kwargs.items() if _holds_block(value)
         }
@@ -89,26 +89,14 @@ class Checker:
                 span=len(spec.type_),
             )
             return None
+        signature = signature_of(entry.target, entry.signature_policy)
         literal = {k: v for k, v in kwargs.items() if k not in nested} if nested else kwargs
-        validated = self.arguments(entry, signature, literal, set(nested), path)
+        validated = self.arguments(entry, signature, literal, nested.keys(), path)
         for name, plan in nested.items():
             self.check_nested_type(entry, signature, name, plan, path)
         if validated is None or (nested and any(plan is None for plan in nested.values())):
             return None
         return BlockPlan(path, entry, {**validated, **nested})
-
-    def scalar_block(
-        self, entry: Entry, signature: Signature, key: _ScalarKey, kwargs: dict[str, Any], path: ConfigPath
-    ) -> BlockPlan | None:
-        """`block` for arguments that are all scalars: see NOTE: [Same arguments]."""
-        known = self.checked_arguments.get(key)
-        if known is None:
-            known = self.arguments(entry, signature, kwargs, set(), path)
-            if known is None:
-                return None
-            if _SCALARS.issuperset(map(type, known.values())):
-                self.checked_arguments[key] = known
-        return BlockPlan(path, entry, dict(known))
 
     def nested(self, value: Any, path: ConfigPath) -> Any:
         if isinstance(value, ModuleSpec):
@@ -127,31 +115,46 @@ class Checker:
         entry: Entry,
         signature: Signature,
         literal: dict[str, Any],
-        nested: set[str],
+        nested: Collection[str],
         path: ConfigPath,
     ) -> dict[str, Any] | None:
+        """`literal` validated against `signature`; `nested` names the arguments given as
+        block specs, which are validated apart. None when anything is wrong."""
         if signature.arguments is None:
-            return literal
-        before = len(self.problems)
-        given = set(literal) | nested
-        required = signature.required_arguments
-        names_fit = signature.accepts_extra or given.issubset(signature.parameters)
-        if not names_fit or not given.issuperset(required):  # else argument_names would find nothing
-            self.argument_names(
-                sorted(given),
-                [] if signature.accepts_extra else signature.names,
-                list(required),
-                f"block {entry.key!r}",
-                path,
-                missing_hint=lambda _: f"it takes {_plain_signature(signature)}",
-                accepts_extra=signature.accepts_extra,
-            )
+            return dict(literal)
+        given: AbstractSet[str] = literal.keys() | nested if nested else literal.keys()
         try:
-            arguments = signature.arguments.validate_python(literal)
+            # The adapter's own validator: TypeAdapter.validate_python adds a Python call
+            # that costs as much as validating a small block's arguments.
+            arguments: dict[str, Any] = signature.arguments.validator.validate_python(literal)
         except pydantic.ValidationError as exc:
+            self.check_names(entry, signature, given, path)
             self.argument_errors(entry, signature, exc, path)
             return None
-        return None if len(self.problems) > before else arguments
+        # Having passed, the validator found no unknown name in `literal` (NOTE: [Arguments as
+        # a TypedDict]): most blocks only need the test for required ones.
+        if not nested and given >= signature.required_names:
+            return arguments
+        return arguments if self.check_names(entry, signature, given, path) else None
+
+    def check_names(
+        self, entry: Entry, signature: Signature, given: AbstractSet[str], path: ConfigPath
+    ) -> bool:
+        """Report unknown and missing argument names of a block; whether there were none."""
+        if (
+            signature.accepts_extra or given <= signature.parameters.keys()
+        ) and given >= signature.required_names:
+            return True
+        self.argument_names(
+            sorted(given),
+            [] if signature.accepts_extra else signature.names,
+            list(signature.required_arguments),
+            f"block {entry.key!r}",
+            path,
+            missing_hint=lambda _: f"it takes {_plain_signature(signature)}",
+            accepts_extra=signature.accepts_extra,
+        )
+        return False
 
     def argument_names(
         self,
@@ -244,7 +247,6 @@ class Checker:
         modules: dict[str, ModulePlan | None],
     ) -> NodePlan | None:
         kind, _, target = call.partition(":")
-        function: Callable[..., Any] | None = None
         if kind == "module":
             if target not in graph.modules:
                 self.report(
@@ -255,7 +257,8 @@ class Checker:
                 )
                 return None
             args, kwargs = self.module_call(target, modules.get(target), args, kwargs, path)
-        elif kind == "fn":
+            return NodePlan(name, "module", target, None, args, kwargs, path)
+        if kind == "fn":
             entry = self.registry.get("function", target)
             if entry is None:
                 self.report(
@@ -265,30 +268,29 @@ class Checker:
                     or "register it with registry.register_function",
                 )
                 return None
-            function = entry.target
             args, kwargs = self.bind(
                 signature_of(entry.target, entry.signature_policy), args, kwargs, ("function", target), path
             )
-        else:
-            if target.startswith("_"):
-                self.report(
-                    (*path, "call"),
-                    f"tensor method {target!r} is private",
-                    hint="only public tensor methods can be called",
-                )
-                return None
-            if not callable(getattr(torch.Tensor, target, None)):
-                methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
-                self.report(
-                    (*path, "call"), f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
-                )
-                return None
-            if not args or not isinstance(args[0], Ref):  # `0.transpose(1)` is not even Python
-                where, hint = ((*path, "args", 0), "write a $ref, such as $x") if args else (path, None)
-                message = f"method {target!r} needs the tensor as its first argument in args"
-                self.report(where, message, hint=hint)
-                return None
-        return NodePlan(name, typing.cast(CallKind, kind), target, function, args, kwargs, path)
+            return NodePlan(name, "fn", target, entry.target, args, kwargs, path)
+        if target.startswith("_"):
+            self.report(
+                (*path, "call"),
+                f"tensor method {target!r} is private",
+                hint="only public tensor methods can be called",
+            )
+            return None
+        if not callable(getattr(torch.Tensor, target, None)):
+            methods = [m for m in dir(torch.Tensor) if not m.startswith("_")]
+            self.report(
+                (*path, "call"), f"unknown tensor method {target!r}", hint=did_you_mean(target, methods)
+            )
+            return None
+        if not args or not isinstance(args[0], Ref):  # `0.transpose(1)` is not even Python
+            where, hint = ((*path, "args", 0), "write a $ref, such as $x") if args else (path, None)
+            message = f"method {target!r} needs the tensor as its first argument in args"
+            self.report(where, message, hint=hint)
+            return None
+        return NodePlan(name, "method", target, None, args, kwargs, path)
 
     def module_call(
         self,
@@ -321,10 +323,7 @@ class Checker:
             forward = getattr(plan.entry.target, "forward", None)
             if forward is not None:
                 signature = signature_of(forward, plan.entry.signature_policy)
-                bound_args, kwargs = self.bind(
-                    signature, ("self", *args), kwargs, ("module", target), path, offset=1
-                )
-                args = bound_args[1:]
+                args, kwargs = self.bind(signature, args, kwargs, ("module", target), path, offset=1)
         return args, kwargs
 
     def subgraph_call(
@@ -365,16 +364,16 @@ class Checker:
         """Check a call's arguments against the callee's signature, and its literals' types.
 
         `callee` is (kind, name) for messages, as in `module 'proj'`. `offset` is how many
-        leading `args` the spec did not write (`self` for a module's forward). Returns the
+        leading parameters the call fills before `args` (`self` for a module's forward). Returns the
         arguments with each checked literal replaced by its validated value (so a `lax`
         callee gets 1.5 for "1.5", as a block's constructor does).
         """
         if signature.inspected is None or not self.bind_arguments:
             return args, kwargs
-        shape = (id(signature), len(args), tuple(kwargs))
+        shape = (id(signature), offset, len(args), tuple(kwargs))
         binding = self.bindings.get(shape)
         if binding is None:
-            binding = self.bindings[shape] = _binding(signature, len(args), tuple(kwargs))
+            binding = self.bindings[shape] = _binding(signature, offset, len(args), tuple(kwargs))
         if isinstance(binding, str):
             exc = binding
             hint = None
@@ -398,7 +397,7 @@ class Checker:
                 checked.append((index, keyword, validator.validate_python(value)))
             except pydantic.ValidationError as exc:
                 error = exc.errors()[0]
-                where = (*path, "kwargs", name) if keyword is not None else (*path, "args", index - offset)
+                where = (*path, "kwargs", name) if keyword is not None else (*path, "args", index)
                 self.report(
                     where,
                     f"argument {name!r} of {_callee(callee)}: {error['msg'].rstrip('.')}, got {value!r}",
@@ -415,22 +414,9 @@ class Checker:
         return tuple(checked_args), checked_kwargs
 
 
-# NOTE: [Same arguments]
-# Specs repeat blocks with the same arguments (a stack of `nn.Linear(512, 512)`), and their
-# validation is most of the cost of checking a block: arguments found valid for a signature
-# are validated once per check, and each block that repeats them gets a copy of the result.
-# Only values of exact types int, bool, str and None take part, in the key and in the
-# result: equal such values validate alike, and a result shared by plans holds nothing
-# mutable. The type is part of the key, as `True == 1`; a float is left out, as
-# `-0.0 == 0.0`. A block with a nested block spec is not a candidate (its spec is no scalar).
-_SCALARS = frozenset({int, bool, str, type(None)})
-_ScalarKey = tuple[int, tuple[tuple[str, Any], ...], tuple[type, ...]]
-
-
-def _scalar_key(signature: Signature, kwargs: dict[str, Any]) -> _ScalarKey | None:
-    """`kwargs` as a key of `Checker.checked_arguments`, or None if they are not all scalars."""
-    types = tuple(map(type, kwargs.values()))
-    return (id(signature), tuple(kwargs.items()), types) if _SCALARS.issuperset(types) else None
+# What a block's argument can be when it holds no nested block spec, tested by exact type:
+# a block spec is a ModuleSpec, or a list holding one.
+_PLAIN = frozenset({int, float, bool, str, type(None)})
 
 
 # Each argument of a call whose value is checked: (parameter name, index in args, or its
@@ -445,9 +431,10 @@ class _Slot:
         self.index, self.keyword = index, keyword
 
 
-def _binding(signature: Signature, count: int, keywords: tuple[str, ...]) -> _Binding | str:
+def _binding(signature: Signature, offset: int, count: int, keywords: tuple[str, ...]) -> _Binding | str:
     """Which checked parameter each argument of a call with `count` positional arguments
-    and `keywords` binds to, or inspect's message if the call does not fit.
+    and `keywords` binds to, or inspect's message if the call does not fit. The first
+    `offset` positional parameters are filled before them (`self`), and left out.
 
     Binding depends on the call's shape only, not its values, and `inspect.Signature.bind`
     costs about 10 us: a 1000-node spec makes a handful of shapes, bound once each
@@ -456,7 +443,7 @@ def _binding(signature: Signature, count: int, keywords: tuple[str, ...]) -> _Bi
     parameter has no validator.
     """
     assert signature.inspected is not None
-    slots = (_Slot(i, None) for i in range(count))
+    slots = (_Slot(i - offset, None) for i in range(offset + count))
     try:
         bound = signature.inspected.bind(*slots, **{k: _Slot(0, k) for k in keywords})
     except TypeError as exc:
@@ -465,6 +452,7 @@ def _binding(signature: Signature, count: int, keywords: tuple[str, ...]) -> _Bi
         (name, slot.index, slot.keyword, param.validator)
         for name, slot in bound.arguments.items()
         if isinstance(slot, _Slot)
+        and (slot.keyword is not None or slot.index >= 0)
         and (param := signature.parameters.get(name)) is not None
         and param.validator is not None
     )

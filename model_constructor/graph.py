@@ -46,6 +46,18 @@ def parse_refs(
     with its path, in document order: the check stage needs them, and a second walk of every
     node's arguments (`refs_in`) would cost as much as this one.
     """
+    if isinstance(value, list):  # first: a node's args
+        items: list[Any] = []
+        for i, item in enumerate(value):
+            # The usual item, `$name` (a node's arguments are mostly that), without a call.
+            name = item[1:] if type(item) is str and item[:1] == "$" else ""
+            if found is not None and name.isascii() and name.isidentifier():
+                item = Ref(name)
+                found.append((item, (*path, i)))
+                items.append(item)
+            else:
+                items.append(parse_refs(item, (*path, i), source_map, problems, found))
+        return items
     if isinstance(value, str):
         if not value.startswith("$"):
             return value
@@ -70,18 +82,6 @@ def parse_refs(
         if found is not None:
             found.append((value, path))
         return value
-    if isinstance(value, list):
-        items: list[Any] = []
-        for i, item in enumerate(value):
-            # The usual item, `$name` (a node's arguments are mostly that), without a call.
-            name = item[1:] if type(item) is str and item[:1] == "$" else ""
-            if found is not None and name.isascii() and name.isidentifier():
-                item = Ref(name)
-                found.append((item, (*path, i)))
-                items.append(item)
-            else:
-                items.append(parse_refs(item, (*path, i), source_map, problems, found))
-        return items
     if isinstance(value, dict):
         return {k: parse_refs(v, (*path, k), source_map, problems, found) for k, v in value.items()}
     return value
@@ -189,20 +189,29 @@ def dependencies(
     return deps
 
 
-def runs_in_order(order: Sequence[str], deps: Mapping[str, list[str]]) -> bool:
-    """Whether `order` lists every node of `deps` once, each after the nodes it uses.
+def runs_in_order(
+    order: Sequence[str], uses: Mapping[str, list[tuple[Ref, ConfigPath]]], inputs: Iterable[str]
+) -> bool:
+    """Whether `order` lists every node of `uses` once, each after the nodes whose results it
+    uses, and every other ref names one of `inputs`.
 
-    Such an order proves the graph has no cycle. When it is the declaration order, it is also
-    the one `topological_order` returns (Kahn's algorithm taking the first declared node
-    ready), so a graph written in running order, the usual case, is ordered in one pass.
+    Such an order proves the graph has no cycle, and `check_refs` would find nothing. When it
+    is the declaration order, it is also the one `topological_order` returns (Kahn's
+    algorithm taking the first declared node ready), so a graph written in running order, the
+    usual case, is checked and ordered in one pass, without `dependencies`.
     """
-    if len(order) != len(deps):
+    if len(order) != len(uses):
         return False
     done: set[str] = set()
+    known = set(inputs)
     for name in order:
-        uses = deps.get(name)
-        if uses is None or name in done or not done.issuperset(uses):
+        refs = uses.get(name)
+        if refs is None or name in done:
             return False
+        for ref, _ in refs:
+            # A node's result, once computed, or else an input (a node shadows an input).
+            if ref.name not in done and (ref.name in uses or ref.name not in known):
+                return False
         done.add(name)
     return True
 

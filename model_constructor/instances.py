@@ -44,8 +44,9 @@ MAX_MODULES = 100_000
 # A sub-graph's arguments are validated by a pydantic model made from its `args`, and making
 # one costs about 0.2 ms, as much as checking the rest of a small model. Equal declarations
 # make equal models, so one is shared by every check in the process whose declaration has
-# the same names, types and defaults; as in NOTE: [Same arguments], only defaults of exact
-# types int, bool, str and None are compared (a float or a list makes the model anew).
+# the same names, types and defaults. Only defaults of exact types int, bool, str and None
+# are compared, with their type, as `True == 1`: equal such values validate alike (a float,
+# where `-0.0 == 0.0`, or a list makes the model anew).
 _Declaration = tuple[tuple[str, str, type, Any], ...]
 _SCALAR_DEFAULTS = frozenset({int, bool, str, type(None)})
 
@@ -262,6 +263,7 @@ def _interpolates(value: Any) -> bool:
 # then, not run: an index that does not fit must be found here, or it would surface as an
 # IndexError from code generation. A block's return is a runtime value, indexed at run time.
 Shape: TypeAlias = "tuple[Shape, ...] | dict[str, Shape] | None"
+_STATIC = frozenset({SubgraphPlan, RepeatPlan})  # the plans whose calls have a static shape
 
 
 def return_shape(plan: ModulePlan | None) -> Shape:
@@ -306,7 +308,7 @@ def check_indexes(
     source_map: SourceMap,
 ) -> list[Diagnostic]:
     """Each `$node.0` / `$node.key` on a sub-graph's tuple or dict return names one of its items."""
-    if not any(isinstance(plan, (SubgraphPlan, RepeatPlan)) for plan in modules.values()):
+    if _STATIC.isdisjoint(map(type, modules.values())):
         return []  # the usual graph, of blocks only: nothing it indexes has a static shape
     shapes = {
         name: return_shape(modules.get(node.call.partition(":")[2]))

@@ -60,6 +60,11 @@ class Signature:
         which build_model fills in."""
         return tuple(p.name for p in self.parameters.values() if p.required and p.name not in FACTORY_KWARGS)
 
+    @functools.cached_property
+    def required_names(self) -> frozenset[str]:
+        """`required_arguments` as a set, to test a block's given names against at C speed."""
+        return frozenset(self.required_arguments)
+
 
 def _list_to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
@@ -128,11 +133,13 @@ def signature_of(target: Callable[..., Any], policy: SignaturePolicy) -> Signatu
 # A block's arguments are validated as one TypedDict whose keys are the parameters, all of
 # them optional: the checker reports missing arguments itself, because a required argument
 # may be given as a nested block spec (validated apart) or be a device/dtype that
-# build_model fills in. The result is the dict of given arguments itself, validated, in
-# parameter order and then any extra ones (`**kwargs`) as written. A pydantic model gives the
-# same through `model_fields_set` and `model_extra` at four times the cost, paid once per
-# block of a spec, and needs its fields renamed, so that a parameter called `copy` or
-# `model_config` cannot collide with the model's own attributes.
+# build_model fills in. Any other key is refused unless the callable takes `**kwargs`, so
+# literal arguments that pass hold no unknown name: the checker looks for one only when they
+# fail, or among nested block specs. The result is the dict of given arguments itself,
+# validated, in parameter order and then any extra ones (`**kwargs`) as written. A pydantic
+# model gives the same through `model_fields_set` and `model_extra` at four times the cost,
+# paid once per block of a spec, and needs its fields renamed, so that a parameter called
+# `copy` or `model_config` cannot collide with the model's own attributes.
 
 
 def _arguments_validator(

@@ -1,9 +1,10 @@
 """The check stage's shortcuts give what the full checks would.
 
-Blocks with the same arguments share one validation per check (NOTE: [Same arguments]),
-sub-graphs with the same declared arguments share one argument model per process (NOTE:
-[Argument models]), and a graph written in running order is ordered in one pass: each must
-still tell apart what only looks alike, and report at every place it applies.
+Blocks whose arguments pass their validator are not searched for unknown names (NOTE:
+[Arguments as a TypedDict]), sub-graphs with the same declared arguments share one argument
+model per process (NOTE: [Argument models]), and a graph written in running order is
+checked and ordered in one pass (`runs_in_order`): each must still tell apart what only
+looks alike, and report at every place it applies.
 """
 
 from __future__ import annotations
@@ -97,3 +98,51 @@ def test_a_written_order_that_runs_is_kept(tmp_path: Path) -> None:
     plan = plan_for(load(write_spec(tmp_path, text)).spec)
 
     assert [node.name for node in plan.nodes] == ["b", "a", "c"]
+
+
+def test_arguments_that_fail_validation_are_searched_for_unknown_names_too(tmp_path: Path) -> None:
+    text = """\
+        schema_version: 1
+        model:
+          graph:
+            inputs: [x]
+            modules:
+              a: {_type_: nn.Linear, in_features: "4", out_featres: 4}
+              b: {_type_: nn.GELU, approximate: 1, extra: 2}
+            nodes:
+              h1: {call: module:a, args: [$x]}
+              h2: {call: module:b, args: [$h1]}
+            outputs: [$h2]
+        """
+    exc = build_error(write_spec(tmp_path, text))
+
+    assert located(exc) == [
+        (
+            6,
+            43,
+            "argument 'in_features' of block 'nn.Linear': Input should be a valid integer, got '4'",
+            "strict blocks take numbers and booleans unquoted",
+        ),
+        # Misspelled, so reported once, as unknown, and not again as a missing out_features.
+        (6, 48, "unknown argument 'out_featres' for block 'nn.Linear'", "did you mean 'out_features'?"),
+        (7, 41, "argument 'approximate' of block 'nn.GELU': Input should be a valid string, got 1", None),
+        (7, 44, "unknown argument 'extra' for block 'nn.GELU'", "valid arguments: approximate"),
+    ]
+
+
+def test_an_unknown_ref_in_a_graph_that_runs_in_order_is_reported_once(tmp_path: Path) -> None:
+    text = """\
+        schema_version: 1
+        model:
+          graph:
+            inputs: [x]
+            nodes:
+              a: {call: method:relu, args: [$x]}
+              b: {call: fn:torch.add, args: [$a, $y]}
+              c: {call: method:neg, args: [$b]}
+            order: [a, b, c]
+            outputs: [$c]
+        """
+    exc = build_error(write_spec(tmp_path, text))
+
+    assert located(exc) == [(7, 42, "unknown reference '$y'", "known names: x, a, c")]
