@@ -30,13 +30,18 @@ class Comparison:
 
 
 def interleave(
-    functions: Sequence[Callable[[], object]], *, rounds: int, number: int = 1, warmup: int = 1
+    functions: Sequence[Callable[[], object]],
+    *,
+    rounds: int,
+    number: int = 1,
+    warmup: int = 1,
+    fresh_heap: bool = False,
 ) -> list[list[float]]:
     """Per function, its time per call in each round; see NOTE: [Interleaved ratios].
 
     Each round runs every function `number` times, in a shuffled order (seeded, so runs
     are repeatable): with a fixed alternation, interference that recurs with the period of
-    a round could land on the same side every time.
+    a round could land on the same side every time. `fresh_heap`: see NOTE: [Full collections].
     """
     for _ in range(warmup):
         for function in functions:
@@ -48,6 +53,8 @@ def interleave(
         shuffler.shuffle(order)
         for position in order:
             function = functions[position]
+            if fresh_heap:
+                gc.collect()  # untimed: NOTE: [Full collections]
             start = time.perf_counter()
             for _ in range(number):
                 function()
@@ -56,14 +63,30 @@ def interleave(
 
 
 def compare(
-    a: Callable[[], object], b: Callable[[], object], *, rounds: int, number: int = 1, warmup: int = 1
+    a: Callable[[], object],
+    b: Callable[[], object],
+    *,
+    rounds: int,
+    number: int = 1,
+    warmup: int = 1,
+    fresh_heap: bool = False,
 ) -> Comparison:
     """Time `a` and `b` alternately; the median of the per-round ratios a/b."""
-    times_a, times_b = interleave([a, b], rounds=rounds, number=number, warmup=warmup)
+    times_a, times_b = interleave([a, b], rounds=rounds, number=number, warmup=warmup, fresh_heap=fresh_heap)
     ratios = [ta / tb for ta, tb in zip(times_a, times_b, strict=True)]
     return Comparison(
         statistics.median(ratios), statistics.median(times_a), statistics.median(times_b), rounds
     )
+
+
+# NOTE: [Full collections]
+# Every tenth young-and-middle collection may become a full one, which walks every object in
+# the process (torch's 280,000 and more: 90 ms or more, twice a build). Which timed call
+# triggers it depends on everything run before, not on the call: a parse run with the
+# collector on, or a few kept models, made the next build from a dict take 170 ms instead of
+# 80, whichever side it fell on. Sides that allocate that much (the builds and parses) are
+# therefore timed from a fully collected heap (`fresh_heap`), and each still pays for its own
+# garbage (`settled`).
 
 
 def settled(function: Callable[[], object]) -> Callable[[], object]:

@@ -347,17 +347,18 @@ def planned_modules(plan: GraphPlan) -> int:
     Counted once per plan object: a repeat's copies share one plan. See NOTE: [Instance bounds].
     """
     counted: dict[int, int] = {}
+    return sum(_planned_size(module, counted) for module in plan.modules.values())
 
-    def size(module: ModulePlan) -> int:
-        if isinstance(module, BlockPlan):  # most modules: no need to remember what they count
-            return 1
-        if id(module) not in counted:
-            parts: Any = ()
-            if isinstance(module, SubgraphPlan):
-                parts = module.graph.modules.values()
-            elif isinstance(module, RepeatPlan):
-                parts = module.copies
-            counted[id(module)] = 1 + sum(size(part) for part in parts)
-        return counted[id(module)]
 
-    return sum(size(module) for module in plan.modules.values())
+def _planned_size(module: ModulePlan, counted: dict[int, int]) -> int:
+    """`planned_modules` of one module, memoized in `counted` by plan object."""
+    if isinstance(module, BlockPlan):  # most modules: no need to remember what they count
+        return 1
+    if id(module) not in counted:
+        parts: Any = ()
+        if isinstance(module, SubgraphPlan):
+            parts = module.graph.modules.values()
+        elif isinstance(module, RepeatPlan):
+            parts = module.copies
+        counted[id(module)] = 1 + sum(_planned_size(part, counted) for part in parts)
+    return counted[id(module)]
