@@ -306,15 +306,20 @@ class _SourceWriter:
         self.namespace = _Namespace()
         self.globals: dict[str, Any] = dict(_BUILTINS)
         self.inputs: list[str] = []
-        # Each statement: the local it defines (or None), its text, the locals it reads, and
-        # the YAML node it calls (or None).
+        # Each statement: the local it defines (None: nothing to release after it), its text,
+        # the locals it reads, and the YAML node it calls (or None).
         self.statements: list[tuple[_Local | None, str, list[_Local], str | None]] = []
         self.paths: dict[str, ConfigPath] = {}
         self.reads: list[_Local] = []
 
     def placeholder(self, name: str) -> _Local:
         local = _Local(self.namespace.create_name(name, None))
-        self.inputs.append(local.name)
+        # The signature keeps the input's own name, so `model(input=x)` works; a name the
+        # namespace changed (a builtin's, `input`) is bound to its local first, as fx does,
+        # and never released on its own (no local defined: fx releases no input).
+        self.inputs.append(name)
+        if local.name != name:
+            self.statements.append((None, f"{local.name} = {name}", [], None))
         return local
 
     def get_attr(self, target: str) -> _Local:

@@ -201,3 +201,37 @@ def test_values_without_a_literal_become_globals() -> None:
 
     assert out.dtype == torch.float64 and torch.isnan(out).all()
     assert "dtype = torch.float64" in model.code
+
+
+def test_names_fx_changes_are_fx_names() -> None:
+    data = {
+        "schema_version": 1,
+        "model": {
+            "graphs": {
+                "sub": {
+                    "inputs": ["x"],
+                    "nodes": {"h": {"call": "fn:torch.relu", "args": ["$x"]}},
+                    "outputs": ["$h"],
+                }
+            },
+            "graph": {
+                "inputs": ["input", "y"],
+                "modules": {"b": {"_type_": "graph:sub"}},
+                "nodes": {
+                    "b_h": {"call": "fn:torch.neg", "args": ["$input"]},
+                    "h_2": {"call": "fn:torch.neg", "args": ["$b_h"]},
+                    "sum": {"call": "fn:torch.add", "args": ["$b_h", "$h_2"]},
+                    "t": {"call": "module:b", "args": ["$sum"]},  # inlined as b_h: taken
+                    "h": {"call": "fn:torch.add", "args": ["$t", "$y"]},
+                    "len": {"call": "fn:torch.neg", "args": ["$h"]},
+                },
+                "outputs": ["$len"],
+            },
+        },
+    }
+    model = build_checked(data)  # the code is fx's
+
+    assert model.code.startswith("def forward(self, input, y):\n    input_1 = input\n")
+    assert "b_h_1 = torch.relu(sum_1);  sum_1 = None" in model.code
+    assert "len_1 = torch.neg(h);  h = None" in model.code
+    torch.testing.assert_close(model(input=torch.ones(1), y=torch.ones(1)), -torch.ones(1))
