@@ -49,7 +49,7 @@ from torch import fx
 
 # fx's private helpers, so that our source reads exactly like fx's: the same unique names
 # (never shadowing a builtin, a keyword or `torch`), attribute paths and function names.
-from torch.fx.graph import _format_target, _Namespace
+from torch.fx.graph import _format_target, _illegal_names, _Namespace
 from torch.fx.node import _get_qualified_name
 
 from .errors import ConfigPath
@@ -298,12 +298,41 @@ _BUILTINS: dict[str, Any] = {
 }
 
 
+class _Names(_Namespace):
+    """fx's namespace, with a shortcut for a name that fx keeps as it is.
+
+    NOTE: [Kept names]
+    fx's `create_name` runs a regular expression and six set and dict operations for every
+    name: 0.43 us a name, 0.4 ms of a 1000-node forward. A name that is an unused ASCII
+    identifier, neither a keyword nor a builtin (`_illegal_names`), and without fx's
+    `_<digits>` suffix is one that fx keeps unchanged, and then fx only adds it to its used
+    names (its `_base_count` entry is rewritten with the value just read from it). So does
+    this shortcut, in 0.16 us; any other name, or one bound to an object (a global), takes
+    fx's own path. The tests compare both on the names fx changes.
+    """
+
+    def create_name(self, candidate: str, obj: object | None) -> str:
+        if (
+            obj is None
+            and candidate not in self._used_names
+            and candidate not in _illegal_names
+            and candidate.isascii()
+            and candidate.isidentifier()
+            # Without a `_<digits>` suffix (`n5`, not `n_5`): the digits that end it, if
+            # any, follow a letter.
+            and candidate.rstrip("0123456789")[-1] != "_"
+        ):
+            self._used_names.add(candidate)
+            return candidate
+        return super().create_name(candidate, obj)
+
+
 class _SourceWriter:
     """Writes the forward as fx would print it: one statement per call, locals released after
     their last use (`h1 = None`), so intermediates are freed as early as in fx's code."""
 
     def __init__(self) -> None:
-        self.namespace = _Namespace()
+        self.namespace = _Names()
         self.globals: dict[str, Any] = dict(_BUILTINS)
         self.inputs: list[str] = []
         # Each statement: the local it defines (None: nothing to release after it), its text,

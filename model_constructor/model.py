@@ -28,7 +28,7 @@ from torch.fx.graph import PythonCode
 from torch.fx.graph_module import _forward_from_src
 
 from .codegen import Source, generate_graph, generate_source
-from .errors import Location, add_note
+from .errors import ConfigPath, Location, add_note
 from .fingerprint import fingerprints
 from .plan import GraphPlan
 from .registry import Registry
@@ -68,6 +68,20 @@ def _noted(generated: Callable[..., Any]) -> Callable[..., Any]:
             raise
 
     return forward
+
+
+def _locations(paths: Mapping[str, ConfigPath], source_map: SourceMap) -> dict[str, Location]:
+    """Where each node of `paths` is written, for the notes of runtime errors (NOTE: [Noted
+    forward]). Only those positions are kept: the whole SourceMap holds one per value of the file."""
+    keys = source_map.keys
+    locations = {}
+    if keys or source_map.values:
+        for name, path in paths.items():
+            # The node's key; `locate` falls back to its nearest written ancestor.
+            location = (keys.get(path) or source_map.locate(path, key=True))[0]
+            if location is not None:
+                locations[name] = location
+    return locations
 
 
 class Subgraph(torch.nn.Module):
@@ -134,13 +148,7 @@ class BuiltModel(fx.GraphModule):
         self._registry = build_registry
         self._fingerprints: tuple[str, dict[str, str]] | None = None
         source = generate_source(plan)
-        # Where each node is written, for the notes of runtime errors (NOTE: [Noted forward]).
-        # Only those positions are kept: the whole SourceMap holds one per value of the file.
-        self._node_locations: dict[str, Location] = {}
-        if source_map is not None and (source_map.keys or source_map.values):
-            for name, path in source.paths.items():
-                if (location := source_map.locate(path, key=True)[0]) is not None:
-                    self._node_locations[name] = location
+        self._node_locations = _locations(source.paths, source_map) if source_map is not None else {}
         self._install(source)
 
     @property

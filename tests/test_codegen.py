@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import torch
 from helpers import build_checked, write_spec
+from torch.fx.graph import _Namespace
 from torch.fx.graph_module import _loader
 
 from model_constructor import Registry, build_model
+from model_constructor.codegen import _Names
 
 
 def affine(x: torch.Tensor, scale: float, shift: float = 0.0) -> torch.Tensor:
@@ -235,3 +237,24 @@ def test_names_fx_changes_are_fx_names() -> None:
     assert "b_h_1 = torch.relu(sum_1);  sum_1 = None" in model.code
     assert "len_1 = torch.neg(h);  h = None" in model.code
     torch.testing.assert_close(model(input=torch.ones(1), y=torch.ones(1)), -torch.ones(1))
+
+
+@pytest.mark.parametrize(
+    "candidates",
+    [
+        ["h", "h", "h_1", "h"],  # used, then a suffix taken, then used again
+        ["h_5", "h", "h"],  # a suffix sets the count a later clash continues from
+        ["input", "sum", "torch", "inf", "None", "class", "self"],  # builtins, keywords
+        ["n1", "n_1", "n__1", "_1", "__1", "n_", "_", "n1_0"],  # digits, with and without a suffix
+        ["é", "a.b", "1a", "", "layers_0_h1"],  # not identifiers as they stand
+    ],
+)
+def test_names_are_fx_namespace_names(candidates: list[str]) -> None:
+    # NOTE: [Kept names]: the shortcut must give fx's names, and leave fx's state behind.
+    ours, theirs = _Names(), _Namespace()
+    names = [ours.create_name(c, None) for c in candidates]
+
+    assert names == [theirs.create_name(c, None) for c in candidates]
+    assert ours.create_name("h", None) == theirs.create_name("h", None)
+    token = object()
+    assert ours.create_name("n1", token) == theirs.create_name("n1", token)  # one bound to an object
