@@ -17,12 +17,13 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel
 
-from .errors import ConfigPath, Diagnostic, SpecError, did_you_mean
+from .errors import ConfigPath, Diagnostic, SpecError, closest, did_you_mean
 from .interpolation import interpolate, interpolate_data
 from .overrides import apply_overrides
 from .plain import plain_tree
+from .plan import CallKind
 from .source import SourceMap, load_yaml_file
-from .spec import SUPPORTED_SCHEMA_VERSIONS, ModelSpec
+from .spec import CALL, PATTERN_MEANINGS, SUPPORTED_SCHEMA_VERSIONS, ModelSpec
 
 SpecSource = str | Path | Mapping[str, Any] | ModelSpec
 
@@ -146,7 +147,17 @@ def _diagnostic(
         )
     got = error.get("input")
     shown = repr(got) if len(repr(got)) <= 60 else repr(got)[:57] + "..."
+    if kind == "string_pattern_mismatch" and (expected := PATTERN_MEANINGS.get(error["ctx"]["pattern"])):
+        hint = _call_hint(got) if error["ctx"]["pattern"] == CALL else None
+        return source_map.diagnostic(path, f"{expected}, got {shown}", hint=hint)
     return source_map.diagnostic(path, f"{error['msg'].rstrip('.')}, got {shown}")
+
+
+def _call_hint(value: Any) -> str | None:
+    """'did you mean' for a call whose kind is misspelled: `modul:proj` -> 'module:proj'."""
+    kind, colon, target = str(value).partition(":")
+    match = closest(kind, typing.get_args(CallKind)) if colon else None
+    return f"did you mean '{match}:{target}'?" if match else None
 
 
 def _allowed_keys(root: type[BaseModel], path: ConfigPath) -> list[str]:

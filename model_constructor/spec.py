@@ -35,6 +35,12 @@ BLOCK_TYPE = (
 )
 CALL = r"^(module|fn|method):[A-Za-z_][A-Za-z0-9_.]*$"
 INTERPOLATION = r"^\$\{.*\}$"
+# What a value failing each pattern should have been, in words: pydantic's own message shows
+# the regular expression.
+PATTERN_MEANINGS = {
+    BLOCK_TYPE: "expected a registry key such as 'nn.Linear', or 'graph:NAME'",
+    CALL: "expected 'module:NAME', 'fn:KEY' or 'method:NAME'",
+}
 SUBGRAPH_PREFIX = "graph:"
 MAX_REPEAT = 10_000
 ARG_TYPES: dict[str, Any] = {

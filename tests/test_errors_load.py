@@ -236,6 +236,34 @@ def test_load_unknown_top_level_key_renders_hint_and_caret(tmp_path: Path) -> No
     )
 
 
+def test_load_pattern_faults_say_what_was_expected(tmp_path: Path) -> None:
+    text = """\
+schema_version: 1
+model:
+  graph:
+    inputs: [x]
+    modules:
+      m: {_type_: "nn Linear", in_features: 2, out_features: 2}
+    nodes:
+      y: {call: modul:m, args: [$x]}
+      z: {call: mod, args: [$y]}
+    outputs: [$z]
+"""
+    exc = load_error(write_spec(tmp_path, text))
+
+    assert located(exc) == [
+        (6, 19, "expected a registry key such as 'nn.Linear', or 'graph:NAME', got 'nn Linear'", None),
+        (
+            8,
+            17,
+            "expected 'module:NAME', 'fn:KEY' or 'method:NAME', got 'modul:m'",
+            "did you mean 'module:m'?",
+        ),
+        (9, 17, "expected 'module:NAME', 'fn:KEY' or 'method:NAME', got 'mod'", None),
+    ]
+    assert "[A-Za-z" not in str(exc)  # the regular expressions stay out of the message
+
+
 def test_load_nested_block_faults_each_at_its_own_key(tmp_path: Path) -> None:
     text = """\
 schema_version: 1
