@@ -197,7 +197,9 @@ def _missing_attribute(ref: Ref, modules: Mapping[str, torch.nn.Module]) -> tupl
 
 def _warn(diagnostics: Sequence[Diagnostic], loaded: LoadedSpec) -> None:
     for diagnostic in diagnostics:
-        warnings.warn(SpecWarning(diagnostic.render(loaded.sources), diagnostic), stacklevel=3)
+        # At the line that called build_model or load_spec: past this function, the public
+        # one, and the wrapper of `_collector_paused`.
+        warnings.warn(SpecWarning(diagnostic.render(loaded.sources), diagnostic), stacklevel=4)
 
 
 @functools.cache

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import Activated, build_checked, roundtrip_deepcopy, roundtrip_pickle, write_spec
 
-from model_constructor import BuiltModel, ModelSpec, Registry, SpecError, SpecWarning
+from model_constructor import BuiltModel, ModelSpec, Registry, SpecError, SpecWarning, build_model, load_spec
 
 # ---- helpers --------------------------------------------------------------------------------
 
@@ -184,6 +184,29 @@ def test_build_uncalled_module_kept_in_state_dict_and_warned(tmp_path: Path) -> 
     ]
     assert list(model.state_dict()) == ["spare.weight", "spare.bias", "lin.weight", "lin.bias"]
     assert model.spare.weight.shape == (3, 2)
+
+
+def test_build_warnings_point_at_the_callers_line(tmp_path: Path) -> None:
+    path = write_spec(
+        tmp_path,
+        """\
+        schema_version: 1
+        model:
+          graph:
+            inputs: [x]
+            modules:
+              spare: {_type_: nn.ReLU}
+            nodes:
+              h: {call: method:relu, args: [$x]}
+            outputs: [$h]
+        """,
+    )
+    with pytest.warns(SpecWarning) as record:
+        line = sys._getframe().f_lineno + 1
+        build_model(path)
+        load_spec(path)
+
+    assert [(w.filename, w.lineno) for w in record] == [(__file__, line), (__file__, line + 1)]
 
 
 def test_build_code_shows_yaml_node_names(tmp_path: Path) -> None:
