@@ -52,7 +52,7 @@ def setup(smoke: bool, directory: Path) -> Setup:
     text = chain_spec_text(count, WIDTH)
     path = directory / f"chain_{count}.yaml"
     path.write_text(text)
-    return Setup(count, 2 if smoke else 9, 2 if smoke else 5, path, text, chain_spec(count, WIDTH))
+    return Setup(count, 2 if smoke else 15, 2 if smoke else 7, path, text, chain_spec(count, WIDTH))
 
 
 def _parse(
