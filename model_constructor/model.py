@@ -84,13 +84,11 @@ def _noted(generated: Callable[..., Any]) -> Callable[..., Any]:
 def _locations(paths: Mapping[str, ConfigPath], source_map: SourceMap) -> dict[str, Location]:
     """Where each node of `paths` is written, for the notes of runtime errors (NOTE: [Noted
     forward]). Only those positions are kept: the whole SourceMap holds one per value of the file."""
-    keys = source_map.keys
     locations = {}
-    if keys or source_map.values:
+    if source_map.keys or source_map.values:
         for name, path in paths.items():
-            # The node's key; `locate` falls back to its nearest written ancestor.
-            location = (keys.get(path) or source_map.locate(path, key=True))[0]
-            if location is not None:
+            # The node's key, or else its nearest written ancestor.
+            if (location := source_map.locate(path, key=True)[0]) is not None:
                 locations[name] = location
     return locations
 
@@ -267,11 +265,7 @@ class BuiltModel(fx.GraphModule):
     # did: the same spec, import prefixes and registrations give the same plan.
     def _checked_plan(self) -> GraphPlan:
         if self._plan is None:
-            from .build import plan_for
-
-            self._plan = plan_for(
-                self.spec, allowed_import_prefixes=self._import_prefixes, registry=self._caller_registry
-            )
+            self._plan = _rechecked(self.__dict__)
         return self._plan
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BuiltModel:
@@ -289,12 +283,17 @@ class BuiltModel(fx.GraphModule):
         return BuiltModel._from_state(self._checked_plan(), self._state())
 
 
-def _unpickle(state: dict[str, Any]) -> BuiltModel:
+def _rechecked(state: Mapping[str, Any]) -> GraphPlan:
+    """The plan of a model's `spec`, checked again with its import prefixes and the caller's
+    registrations (NOTE: [Plan on demand]); `state` is the model's attributes."""
     from .build import plan_for
 
-    plan = plan_for(
+    return plan_for(
         state["spec"],
         allowed_import_prefixes=state["_import_prefixes"],
         registry=state["_caller_registry"],
     )
-    return BuiltModel._from_state(plan, state)
+
+
+def _unpickle(state: dict[str, Any]) -> BuiltModel:
+    return BuiltModel._from_state(_rechecked(state), state)

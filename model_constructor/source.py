@@ -79,8 +79,8 @@ class SourceMap:
 
     def locate(self, path: ConfigPath, *, key: bool = False) -> tuple[Location | None, int]:
         """The position (and underline width) of `path`, or of its nearest written ancestor."""
-        if key and path in self.keys:
-            return self.keys[path]
+        if key and (found := self.keys.get(path)) is not None:
+            return found
         for end in range(len(path), -1, -1):
             found = self.values.get(path[:end])
             if found is not None:
