@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -748,3 +749,89 @@ def test_build_node_and_module_named_like_a_code_global_run(name: str) -> None:
     model = build_checked(data)
 
     torch.testing.assert_close(model(X), X * 3, rtol=0, atol=0)
+
+
+# ---- the cyclic collector -------------------------------------------------------------------
+
+
+class CollectorProbe(torch.nn.Module):
+    """Records, as it is constructed, whether the cyclic collector runs."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def __init__(self, *, explode: bool = False):
+        super().__init__()
+        CollectorProbe.seen.append(gc.isenabled())
+        if explode:
+            raise RuntimeError("constructor failed")
+
+
+def _build_probe(explode: bool = False) -> BuiltModel:
+    registry = Registry()
+    registry.register_module("test.probe", CollectorProbe)
+    data = {
+        "schema_version": 1,
+        "model": {
+            "graph": {
+                "inputs": ["x"],
+                "modules": {"probe": {"_type_": "test.probe", "explode": explode}},
+                "nodes": {"y": {"call": "module:probe", "args": ["$x"]}},
+                "outputs": ["$y"],
+            }
+        },
+    }
+    CollectorProbe.seen.clear()
+    return build_model(data, registry=registry)
+
+
+@pytest.fixture
+def collector_on() -> Any:
+    was_enabled = gc.isenabled()
+    gc.enable()
+    yield
+    if not was_enabled:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_build_runs_the_collector_during_construction_and_restores_it() -> None:
+    _build_probe()
+
+    assert CollectorProbe.seen[0] is True
+    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_build_restores_the_collector_when_a_constructor_raises() -> None:
+    with pytest.raises(RuntimeError, match="constructor failed"):
+        _build_probe(explode=True)
+
+    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_build_leaves_objects_the_application_froze_frozen() -> None:
+    frozen_by_application = [object()]  # a list: tracked by the collector
+    gc.freeze()
+    try:
+        _build_probe()
+
+        assert CollectorProbe.seen[0] is False  # paused: unfreezing would thaw the list
+        assert gc.isenabled() is True
+        # gc.get_objects() lists every tracked object except the frozen ones.
+        assert not any(o is frozen_by_application for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+
+
+def test_build_leaves_a_disabled_collector_disabled() -> None:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _build_probe()
+
+        assert CollectorProbe.seen[0] is False
+        assert gc.isenabled() is False
+    finally:
+        if was_enabled:
+            gc.enable()
