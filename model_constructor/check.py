@@ -190,6 +190,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
     nodes: dict[str, NodePlan | None] = {}
     uses: dict[str, list[tuple[Ref, ConfigPath]]] = {}
     tied: set[str] = set()  # modules read as `$self.MODULE...`
+    reading_self: list[str] = []  # nodes that read them
     for name, node in graph.nodes.items():
         path = (*graph_path, "nodes", name)
         before = len(problems)
@@ -212,6 +213,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
         for ref, _ in refs:  # a loop, not a comprehension: most nodes have a ref or two, none $self
             if ref.name == "self":
                 uses[name] = _check_self_refs(refs, graph, source_map, problems, tied)
+                reading_self.append(name)
                 break
         nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
     written = node_names if graph.order is None else graph.order
@@ -234,6 +236,7 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
         nodes=planned,
         outputs=outputs,
         return_kind=graph.return_,
+        reading_self=tuple([typing.cast("NodePlan", nodes[name]) for name in reading_self]),
     )
 
 

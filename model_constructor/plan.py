@@ -83,6 +83,9 @@ class GraphPlan:
     outputs: tuple[Ref, ...] | dict[str, Ref]
     return_kind: ReturnKind
     warnings: tuple[Diagnostic, ...] = field(default=())
+    # The nodes that read `$self.MODULE.ATTRIBUTE`: only built modules can tell whether the
+    # attribute exists, so the build looks at these, not at every node.
+    reading_self: tuple[NodePlan, ...] = field(default=())
 
     def returned(self, value_of: Callable[[Ref], T]) -> T | tuple[T, ...] | dict[str, T]:
         """The graph's result, shaped as `return` says, from each output's `value_of(ref)`."""
