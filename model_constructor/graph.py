@@ -22,7 +22,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYWORDS = frozenset(keyword.kwlist)
 
 
-@dataclass(frozen=True)
+# Not frozen, hashed by value all the same (codegen keys a dict by Ref), and never changed
+# once parsed: NOTE: [Plans made by the thousand] in plan.py.
+@dataclass(slots=True, unsafe_hash=True)
 class Ref:
     """`$name` or `$name.0.key`: the value of a graph input or node, optionally indexed."""
 
