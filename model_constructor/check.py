@@ -28,6 +28,7 @@ from .graph import (
     find_cycle,
     parse_refs,
     plain_names,
+    refs_in,
     runs_in_order,
     topological_order,
 )
@@ -188,13 +189,13 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
                     source_map.diagnostic(path, f"node {name!r} has the name of a graph input", key=True)
                 )
     nodes: dict[str, NodePlan | None] = {}
-    uses: dict[str, list[tuple[Ref, ConfigPath]]] = {}
+    uses: dict[str, list[Ref]] = {}
     tied: set[str] = set()  # modules read as `$self.MODULE...`
     reading_self: list[str] = []  # nodes that read them
     for name, node in graph.nodes.items():
         path = (*graph_path, "nodes", name)
         before = len(problems)
-        refs: list[tuple[Ref, ConfigPath]] = []
+        refs: list[Ref] = []
         args = parse_refs(node.args, (*path, "args"), source_map, problems, refs)
         kwargs = {}
         if node.kwargs:
@@ -207,25 +208,34 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
         # A malformed $ref stays a string; binding it would add a second, misleading error.
         checker.bind_arguments = len(problems) == before
         # NOTE: [Ref order] Refs are used last written first (the order of `refs_in`): the
-        # cycle a report follows and the order of reference errors depend on it.
+        # cycle a report follows and the order of reference errors depend on it, and
+        # `_located` finds the path of each ref by `refs_in`.
         refs.reverse()
         uses[name] = refs
-        for ref, _ in refs:  # a loop, not a comprehension: most nodes have a ref or two, none $self
+        for ref in refs:  # a loop, not a comprehension: most nodes have a ref or two, none $self
             if ref.name == "self":
-                uses[name] = _check_self_refs(refs, graph, source_map, problems, tied)
+                located = _located(graph, graph_path, name, source_map)
+                problems += _check_self_refs(located, graph, source_map, tied)
+                uses[name] = [ref for ref in refs if ref.name != "self"]
                 reading_self.append(name)
                 break
         nodes[name] = checker.node(name, path, node.call, tuple(args), kwargs, graph, modules)
+
+    def locate(user: str) -> list[tuple[Ref, ConfigPath]]:  # `uses[user]`, with paths
+        return [
+            (ref, where) for ref, where in _located(graph, graph_path, user, source_map) if ref.name != "self"
+        ]
+
     written = node_names if graph.order is None else graph.order
     if runs_in_order(written, uses, graph.inputs):  # the usual case: refs known, `order` (or none) right
         order = list(written)
     else:
-        problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map))
+        problems.extend(check_refs(uses, [*graph.inputs, *node_names], source_map, locate))
         order = _repaired_order(graph, graph_path, uses, node_names, source_map, problems)
 
     outputs = _check_outputs(checker, graph, graph_path, [*graph.inputs, *node_names])
     if outputs is not None:
-        problems.extend(check_indexes(graph, graph_path, modules, uses, outputs, source_map))
+        problems.extend(check_indexes(graph, graph_path, modules, uses, locate, outputs, source_map))
     if len(problems) > problems_before or outputs is None:
         return None
     planned = typing.cast("tuple[NodePlan, ...]", tuple([nodes[name] for name in order]))
@@ -240,18 +250,29 @@ def _check_graph(checker: Checker, graph: GraphSpec, graph_path: ConfigPath) -> 
     )
 
 
-def _check_self_refs(
-    refs: list[tuple[Ref, ConfigPath]],
-    graph: GraphSpec,
-    source_map: SourceMap,
-    problems: list[Diagnostic],
-    tied: set[str],
+def _located(
+    graph: GraphSpec, graph_path: ConfigPath, name: str, source_map: SourceMap
 ) -> list[tuple[Ref, ConfigPath]]:
+    """The refs of node `name`, in the order of NOTE: [Ref order], each with its path: found
+    again, by `refs_in`, for the few nodes a report needs them for."""
+    node = graph.nodes[name]
+    path = (*graph_path, "nodes", name)
+    arguments = {
+        "args": parse_refs(node.args, (*path, "args"), source_map, []),
+        "kwargs": parse_refs(node.kwargs, (*path, "kwargs"), source_map, []) if node.kwargs else {},
+    }
+    return [(ref, (*path, *where)) for ref, where in refs_in(arguments)]
+
+
+def _check_self_refs(
+    refs: list[tuple[Ref, ConfigPath]], graph: GraphSpec, source_map: SourceMap, tied: set[str]
+) -> list[Diagnostic]:
     """`$self.emb.weight` reads an attribute of one of this graph's modules (tied weights).
 
-    Checks the `$self` refs among a node's `refs`, adds the modules they read to `tied`, and
-    returns the other refs: those name inputs and nodes.
+    Checks the `$self` refs among a node's `refs` (with their paths), and adds the modules
+    they read to `tied`.
     """
+    problems = []
     for ref, path in refs:
         if ref.name != "self":
             continue
@@ -267,13 +288,13 @@ def _check_self_refs(
             )
         if ref.index:
             tied.add(module)
-    return [(ref, path) for ref, path in refs if ref.name != "self"]
+    return problems
 
 
 def _repaired_order(
     graph: GraphSpec,
     graph_path: ConfigPath,
-    uses: dict[str, list[tuple[Ref, ConfigPath]]],
+    uses: dict[str, list[Ref]],
     node_names: list[str],
     source_map: SourceMap,
     problems: list[Diagnostic],
@@ -312,8 +333,9 @@ def _check_outputs(
             checker.report((*path, key), f"output {written!r} is not a reference", hint="write $name")
         else:
             refs[key] = ref
+    located = [(r, (*path, k)) for k, r in refs.items()]
     checker.problems.extend(
-        check_refs({"outputs": [(r, (*path, k)) for k, r in refs.items()]}, known, source_map)
+        check_refs({"outputs": list(refs.values())}, known, source_map, lambda _: located)
     )
     return_path = (*graph_path, "return")
     count = len(items)
@@ -340,7 +362,7 @@ def _unused(
     graph: GraphSpec,
     graph_path: ConfigPath,
     nodes: tuple[NodePlan, ...],
-    uses: dict[str, list[tuple[Ref, ConfigPath]]],
+    uses: dict[str, list[Ref]],
     outputs: tuple[Ref, ...] | dict[str, Ref],
     tied: set[str],
     source_map: SourceMap,
@@ -348,7 +370,7 @@ def _unused(
     """Warnings for the modules no node calls and the nodes whose results nothing uses."""
     called = {node.target for node in nodes if node.kind == "module"}
     called |= tied
-    used = {ref.name for refs in uses.values() for ref, _ in refs}
+    used = {ref.name for refs in uses.values() for ref in refs}
     used |= {ref.name for ref in (outputs.values() if isinstance(outputs, dict) else outputs)}
     warnings = [
         source_map.diagnostic(

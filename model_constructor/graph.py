@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import keyword
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,9 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYWORDS = frozenset(keyword.kwlist)
 
 
-@dataclass(frozen=True)
+# Not frozen, hashed by value all the same (codegen keys a dict by Ref), and never changed
+# once parsed: NOTE: [Plans made by the thousand] in plan.py.
+@dataclass(slots=True, unsafe_hash=True)
 class Ref:
     """`$name` or `$name.0.key`: the value of a graph input or node, optionally indexed."""
 
@@ -38,13 +40,14 @@ def parse_refs(
     path: ConfigPath,
     source_map: SourceMap,
     problems: list[Diagnostic],
-    found: list[tuple[Ref, ConfigPath]] | None = None,
+    found: list[Ref] | None = None,
 ) -> Any:
     """Replace `$ref` strings in `value` (nested lists and dicts too) with `Ref`; `$$x` -> `$x`.
 
-    Each Ref of the result (parsed, or a `Ref` already in `value`) is appended to `found`
-    with its path, in document order: the check stage needs them, and a second walk of every
-    node's arguments (`refs_in`) would cost as much as this one.
+    Each Ref of the result (parsed, or a `Ref` already in `value`) is appended to `found`, in
+    document order: the check stage needs them, and a second walk of every node's arguments
+    (`refs_in`) would cost as much as this one. Their paths are not: `refs_in` finds those,
+    for the few refs that are reported.
     """
     if isinstance(value, list):  # first: a node's args
         items: list[Any] = []
@@ -53,7 +56,7 @@ def parse_refs(
             name = item[1:] if type(item) is str and item[:1] == "$" else ""
             if found is not None and name.isascii() and name.isidentifier():
                 item = Ref(name)
-                found.append((item, (*path, i)))
+                found.append(item)
                 items.append(item)
             else:
                 items.append(parse_refs(item, (*path, i), source_map, problems, found))
@@ -80,7 +83,7 @@ def parse_refs(
             return value
     if isinstance(value, Ref):
         if found is not None:
-            found.append((value, path))
+            found.append(value)
         return value
     if isinstance(value, dict):
         return {k: parse_refs(v, (*path, k), source_map, problems, found) for k, v in value.items()}
@@ -150,19 +153,21 @@ def plain_names(names: Iterable[str], reserved: frozenset[str]) -> bool:
 
 
 def check_refs(
-    uses: Mapping[str, list[tuple[Ref, ConfigPath]]],
+    uses: Mapping[str, list[Ref]],
     known: Sequence[str],
     source_map: SourceMap,
+    locate: Callable[[str], list[tuple[Ref, ConfigPath]]],
 ) -> list[Diagnostic]:
-    """Each node's refs must name a graph input or a node."""
+    """Each node's refs must name a graph input or a node. `locate(user)` gives `uses[user]`
+    with each ref's path, to report it at."""
     known_set = set(known)
-    if known_set.issuperset([ref.name for refs in uses.values() for ref, _ in refs]):
+    if known_set.issuperset([ref.name for refs in uses.values() for ref in refs]):
         return []  # the usual case, found without a list per node
     problems = []
     for user, refs in uses.items():
-        unknown = [(ref, path) for ref, path in refs if ref.name not in known_set]
-        if not unknown:
+        if known_set.issuperset([ref.name for ref in refs]):
             continue  # the usual case: the suggestions below cost O(nodes) per node
+        unknown = [(ref, path) for ref, path in locate(user) if ref.name not in known_set]
         # A node cannot use itself, so it is no suggestion for its own refs.
         candidates = [name for name in known if name != user]
         problems += [
@@ -177,21 +182,17 @@ def check_refs(
     return problems
 
 
-def dependencies(
-    uses: Mapping[str, list[tuple[Ref, ConfigPath]]], nodes: Sequence[str]
-) -> dict[str, list[str]]:
+def dependencies(uses: Mapping[str, list[Ref]], nodes: Sequence[str]) -> dict[str, list[str]]:
     """node -> the nodes whose results it uses (graph inputs left out), in first-use order."""
     node_set = set(nodes)
     deps = {}
     for name in nodes:
-        used = [ref.name for ref, _ in uses.get(name, ()) if ref.name in node_set]
+        used = [ref.name for ref in uses.get(name, ()) if ref.name in node_set]
         deps[name] = list(dict.fromkeys(used)) if len(used) > 1 else used
     return deps
 
 
-def runs_in_order(
-    order: Sequence[str], uses: Mapping[str, list[tuple[Ref, ConfigPath]]], inputs: Iterable[str]
-) -> bool:
+def runs_in_order(order: Sequence[str], uses: Mapping[str, list[Ref]], inputs: Iterable[str]) -> bool:
     """Whether `order` lists every node of `uses` once, each after the nodes whose results it
     uses, and every other ref names one of `inputs`.
 
@@ -208,7 +209,7 @@ def runs_in_order(
         refs = uses.get(name)
         if refs is None or name in done:
             return False
-        for ref, _ in refs:
+        for ref in refs:
             # A node's result, once computed, or else an input (a node shadows an input).
             if ref.name not in done and (ref.name in uses or ref.name not in known):
                 return False

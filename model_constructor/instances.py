@@ -303,11 +303,15 @@ def check_indexes(
     graph: GraphSpec,
     graph_path: ConfigPath,
     modules: Mapping[str, ModulePlan | None],
-    uses: Mapping[str, list[tuple[Ref, ConfigPath]]],
+    uses: Mapping[str, list[Ref]],
+    locate: Callable[[str], list[tuple[Ref, ConfigPath]]],
     outputs: tuple[Ref, ...] | dict[str, Ref],
     source_map: SourceMap,
 ) -> list[Diagnostic]:
-    """Each `$node.0` / `$node.key` on a sub-graph's tuple or dict return names one of its items."""
+    """Each `$node.0` / `$node.key` on a sub-graph's tuple or dict return names one of its items.
+
+    `locate(node)` gives `uses[node]` with each ref's path, for the nodes a report needs.
+    """
     if _STATIC.isdisjoint(map(type, modules.values())):
         return []  # the usual graph, of blocks only: nothing it indexes has a static shape
     shapes = {
@@ -317,7 +321,12 @@ def check_indexes(
     }
     items = outputs.items() if isinstance(outputs, dict) else enumerate(outputs)
     refs = [
-        *(ref for node_refs in uses.values() for ref in node_refs),
+        *(
+            pair
+            for node, node_refs in uses.items()
+            if _misindexed(node_refs, shapes)
+            for pair in locate(node)
+        ),
         *((ref, (*graph_path, "outputs", key)) for key, ref in items),
     ]
     problems = []
@@ -339,6 +348,11 @@ def check_indexes(
             hint = f"index it with 0 to {size - 1}" if size else "it is empty"
         problems.append(source_map.diagnostic(path, message, hint=hint, span=len(str(ref))))
     return problems
+
+
+def _misindexed(refs: list[Ref], shapes: Mapping[str, Shape]) -> bool:
+    """Whether an index of one of `refs` does not fit the static shape it indexes."""
+    return any(_index(shapes.get(ref.name), ref.index)[1] is not None for ref in refs)
 
 
 def planned_modules(plan: GraphPlan) -> int:
