@@ -72,9 +72,10 @@ _PLACEHOLDER = re.compile("\ue000([\ue100-\ue1ff]+)\ue001*")
 # NOTE: [Packed positions]
 # A SourceMap holds a position for every key and value written in its file: 15,000 at 2008
 # lines. As a Location and a (Location, span) tuple each, they were 45,000 objects that the
-# parse made and the end of the build freed, 2 to 3 ms of a build from a file. A position in
-# the map's own file is one int instead, `line << 64 | col << 32 | span`, and its Location is
-# made when a lookup asks for it, which only faults and the nodes of a built model do.
+# parse made and the end of the build freed. A position in the map's own file is one int
+# instead, `line << 64 | col << 32 | span`, and its Location is made when a lookup asks for
+# it, which only faults and the nodes of a built model do: a build from that file measured
+# 3 to 4 ms less outside its parse, and the parse about 5 ms less.
 # Positions elsewhere (an override's line in `<overrides>`) stay (Location, span) tuples.
 # Fields of 32 bits: a column or span of 2**32 would take a line of 4 GiB.
 Position = int | tuple[Location, int]
