@@ -374,7 +374,7 @@ class _Resolver:
                     path = _name_path(node, "", self.scope)
                 except _Failure:
                     continue
-                location = self.source_map.values.get(path)
+                location = self.source_map.written(path)
                 name = f"{format_path(path)} is defined"
                 if location is not None and all(name != seen for seen, _ in found):
                     found.append((name, location[0]))

@@ -11,7 +11,7 @@ import pytest
 from helpers import located
 
 from model_constructor import SpecError
-from model_constructor.source import LoadedYaml, load_yaml_text
+from model_constructor.source import LoadedYaml, SourceMap, load_yaml_text
 
 PLAIN_DATA_HINT = "specs hold plain data only: mappings, lists, strings, numbers, booleans, null"
 
@@ -26,8 +26,11 @@ def load_fault(text: str) -> list[tuple[Any, ...]]:
     return located(info.value)
 
 
-def positions(table: dict[Any, Any]) -> dict[Any, tuple[int, int, int]]:
-    return {path: (at.line, at.col, span) for path, (at, span) in table.items()}
+def positions(source_map: SourceMap, *, key: bool = False) -> dict[Any, tuple[int, int, int]]:
+    """The line, column and span of every value (or key) that `source_map` holds."""
+    table = source_map.keys if key else source_map.values
+    found = {path: source_map.locate(path, key=key) for path in table}
+    return {path: (at.line, at.col, span) for path, (at, span) in found.items() if at is not None}
 
 
 def test_source_positions_of_every_key_value_and_item() -> None:
@@ -65,7 +68,7 @@ def test_source_positions_of_every_key_value_and_item() -> None:
     assert list(loaded.tree["merged"]) == ["w", "n"]  # its own keys, then the merged ones
     # A value's span is its text, quotes included; an alias is where its anchor is written;
     # a merged key and its value are at the mapping that merges them.
-    assert positions(loaded.source_map.values) == {
+    assert positions(loaded.source_map) == {
         (): (2, 1, 1),
         ("top",): (2, 6, 5),
         ("quoted",): (3, 9, 16),
@@ -99,7 +102,7 @@ def test_source_positions_of_every_key_value_and_item() -> None:
         ("alias", "n"): (13, 23, 1),
         ("alias", "n", "x"): (13, 27, 1),
     }
-    assert positions(loaded.source_map.keys) == {
+    assert positions(loaded.source_map, key=True) == {
         ("top",): (2, 1, 3),
         ("quoted",): (3, 1, 6),
         ("single",): (4, 1, 6),
