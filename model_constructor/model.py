@@ -29,7 +29,7 @@ from torch.fx.graph import PythonCode
 from torch.fx.graph_module import _forward_from_src
 
 from .codegen import Source, generate_graph, generate_source
-from .errors import ConfigPath, Location, add_note
+from .errors import add_note
 from .fingerprint import fingerprints
 from .plan import GraphPlan
 from .registry import Registry
@@ -79,18 +79,6 @@ def _noted(generated: Callable[..., Any]) -> Callable[..., Any]:
             raise
 
     return forward
-
-
-def _locations(paths: Mapping[str, ConfigPath], source_map: SourceMap) -> dict[str, Location]:
-    """Where each node of `paths` is written, for the notes of runtime errors (NOTE: [Noted
-    forward]). Only those positions are kept: the whole SourceMap holds one per value of the file."""
-    locations = {}
-    if source_map.keys or source_map.values:
-        for name, path in paths.items():
-            # The node's key, or else its nearest written ancestor.
-            if (location := source_map.locate(path, key=True)[0]) is not None:
-                locations[name] = location
-    return locations
 
 
 class Subgraph(torch.nn.Module):
@@ -158,7 +146,9 @@ class BuiltModel(fx.GraphModule):
         self._registry = build_registry
         self._fingerprints: tuple[str, dict[str, str]] | None = None
         source = generate_source(plan)
-        self._node_locations = _locations(source.paths, source_map) if source_map is not None else {}
+        # Where each node is written, for the notes of runtime errors (NOTE: [Noted forward]):
+        # only those positions are kept, not the SourceMap, which holds one per value of the file.
+        self._node_locations = (source_map or SourceMap()).named(source.paths)
         self._install(source)
 
     @property
@@ -243,7 +233,7 @@ class BuiltModel(fx.GraphModule):
         name = self._origins.get(line) if line is not None else None
         if name is None:
             return None
-        location = self._node_locations.get(name)
+        location = self._node_locations.location(name)
         return f"raised in node {name!r}" + (f" at {location.format()}" if location else "")
 
     def _state(self) -> dict[str, Any]:

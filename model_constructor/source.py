@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -101,13 +101,18 @@ class SourceMap:
 
     def locate(self, path: ConfigPath, *, key: bool = False) -> tuple[Location | None, int]:
         """The position (and underline width) of `path`, or of its nearest written ancestor."""
-        if key and (found := self.keys.get(path)) is not None:
-            return self._unpacked(found)
-        for end in range(len(path), -1, -1):
-            found = self.values.get(path[:end])
-            if found is not None:
-                return self._unpacked(found)
-        return None, 1
+        found = self._nearest(path, key)
+        return (None, 1) if found is None else self._unpacked(found)
+
+    def named(self, paths: Mapping[str, ConfigPath]) -> NamedPositions:
+        """Where the key of each of `paths` is written (or its nearest written ancestor), by
+        name, kept packed: the few that are ever asked for become Locations then."""
+        positions = {}
+        if self.keys or self.values:
+            for name, path in paths.items():
+                if (found := self._nearest(path, True)) is not None:
+                    positions[name] = found
+        return NamedPositions(self.file, positions)
 
     def written(self, path: ConfigPath) -> tuple[Location, int] | None:
         """The position (and underline width) of the value at `path`, if it is written."""
@@ -119,11 +124,36 @@ class SourceMap:
         extra.setdefault("span", span)
         return Diagnostic(path=path, message=message, location=location, **extra)
 
+    def _nearest(self, path: ConfigPath, key: bool) -> Position | None:
+        if key and (found := self.keys.get(path)) is not None:
+            return found
+        for end in range(len(path), -1, -1):
+            found = self.values.get(path[:end])
+            if found is not None:
+                return found
+        return None
+
     def _unpacked(self, position: Position) -> tuple[Location, int]:
-        if isinstance(position, tuple):
-            return position
-        assert self.file is not None, "a packed position is in the map's own file"
-        return _unpack(self.file, position)
+        return _unpacked(self.file, position)
+
+
+def _unpacked(file: str | None, position: Position) -> tuple[Location, int]:
+    if isinstance(position, tuple):
+        return position
+    assert file is not None, "a packed position is in the map's own file"
+    return _unpack(file, position)
+
+
+@dataclass
+class NamedPositions:
+    """Positions by name (a built model's nodes), from `SourceMap.named`."""
+
+    file: str | None = None
+    positions: dict[str, Position] = field(default_factory=dict)
+
+    def location(self, name: str) -> Location | None:
+        found = self.positions.get(name)
+        return None if found is None else _unpacked(self.file, found)[0]
 
 
 @dataclass
