@@ -94,13 +94,15 @@ def reserved_names(top_level: bool) -> frozenset[str]:
     """Module names that would shadow an attribute of the container they become children of:
     its class's, those its `__init__` sets (`training`, `graph_name`, ...), and those it
     declares for `build_model` to set (`fingerprint`)."""
+    from .codegen import generate_forward
     from .model import BuiltModel, Subgraph
     from .spec import ModelSpec
 
     if not top_level:
         return frozenset(dir(Subgraph("", {}))) | {"self"}
     empty = {"schema_version": 1, "model": {"graph": {"inputs": [], "nodes": {}, "outputs": []}}}
-    sample = BuiltModel({}, GraphPlan((), {}, (), (), "tuple"), ModelSpec.model_validate(empty))
+    forward = generate_forward(GraphPlan((), {}, (), (), "tuple"))
+    sample = BuiltModel({}, forward, ModelSpec.model_validate(empty))
     return frozenset(dir(sample)) | set(BuiltModel.__annotations__) | {"self"}
 
 

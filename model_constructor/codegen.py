@@ -50,6 +50,7 @@ from torch import fx
 # fx's private helpers, so that our source reads exactly like fx's: the same unique names
 # (never shadowing a builtin, a keyword or `torch`), attribute paths and function names.
 from torch.fx.graph import _format_target, _illegal_names, _Namespace
+from torch.fx.graph_module import _forward_from_src
 from torch.fx.node import _get_qualified_name
 
 from .errors import ConfigPath
@@ -464,3 +465,18 @@ def generate_source(plan: GraphPlan) -> Source:
     writer = _SourceWriter()
     _emit(plan, writer)
     return writer.source()
+
+
+@dataclass(frozen=True)
+class Forward:
+    """The forward of a plan: its `source`, and the `function` compiled from it."""
+
+    source: Source
+    function: Callable[..., Any]
+
+
+def generate_forward(plan: GraphPlan) -> Forward:
+    """`generate_source(plan)`, compiled as fx compiles a GraphModule's code (so that
+    tracebacks show its lines)."""
+    source = generate_source(plan)
+    return Forward(source, _forward_from_src(source.text, source.globals))

@@ -26,9 +26,8 @@ from typing import Any
 import torch
 from torch import fx
 from torch.fx.graph import PythonCode
-from torch.fx.graph_module import _forward_from_src
 
-from .codegen import Source, generate_graph, generate_source
+from .codegen import Forward, generate_forward, generate_graph
 from .errors import add_note
 from .fingerprint import fingerprints
 from .plan import GraphPlan
@@ -118,7 +117,7 @@ class BuiltModel(fx.GraphModule):
     def __init__(
         self,
         modules: Mapping[str, torch.nn.Module],
-        plan: GraphPlan,
+        forward: Forward,
         spec: ModelSpec,
         *,
         import_prefixes: Sequence[str] = (),
@@ -145,11 +144,10 @@ class BuiltModel(fx.GraphModule):
         # The build's whole registry, for the fingerprints when first read; theirs once computed.
         self._registry = build_registry
         self._fingerprints: tuple[str, dict[str, str]] | None = None
-        source = generate_source(plan)
         # Where each node is written, for the notes of runtime errors (NOTE: [Noted forward]):
         # only those positions are kept, not the SourceMap, which holds one per value of the file.
-        self._node_locations = (source_map or SourceMap()).named(source.paths)
-        self._install(source)
+        self._node_locations = (source_map or SourceMap()).named(forward.source.paths)
+        self._install(forward)
 
     @property
     def graph(self) -> fx.Graph:
@@ -193,8 +191,9 @@ class BuiltModel(fx.GraphModule):
             self._fingerprints = fingerprints(self.spec, self._registry)
         return self._fingerprints
 
-    def _install(self, source: Source) -> None:
-        """Make `source` the forward, and forget any fx graph (re-generated when read)."""
+    def _install(self, forward: Forward) -> None:
+        """Make `forward` the model's, and forget any fx graph (re-generated when read)."""
+        source = forward.source
         self._graph = None  # type: ignore[assignment]
         self._code = source.text
         # fx's map from lines of `code` to graph nodes, read by Dynamo when it compiles a
@@ -203,7 +202,7 @@ class BuiltModel(fx.GraphModule):
         self._prologue_start = 0
         # Line -> YAML node: names only, which the garbage collector never has to visit.
         self._origins = source.nodes
-        self._set_forward(_forward_from_src(source.text, source.globals))
+        self._set_forward(forward.function)
 
     def recompile(self) -> PythonCode:
         """fx's recompile of `graph` (after editing it), with the forward of NOTE: [Noted forward]."""
@@ -242,7 +241,7 @@ class BuiltModel(fx.GraphModule):
 
     @classmethod
     def _from_state(cls, plan: GraphPlan, state: dict[str, Any]) -> BuiltModel:
-        model = cls(state["_modules"], plan, state["spec"])
+        model = cls(state["_modules"], generate_forward(plan), state["spec"])
         model.__dict__.update(state)
         return model
 
