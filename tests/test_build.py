@@ -824,6 +824,41 @@ def test_build_leaves_objects_the_application_froze_frozen() -> None:
         gc.unfreeze()
 
 
+class BuildsInside(torch.nn.Module):
+    """A block that builds a model of its own from a spec, as it is constructed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = build_model(BUILTIN_ONLY)
+        CollectorProbe.seen.append(gc.isenabled())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_build_inside_a_constructor_restores_the_collector() -> None:
+    registry = Registry()
+    registry.register_module("test.builds_inside", BuildsInside)
+    data = {
+        "schema_version": 1,
+        "model": {
+            "graph": {
+                "inputs": ["x"],
+                "modules": {"outer": {"_type_": "test.builds_inside"}},
+                "nodes": {"y": {"call": "module:outer", "args": ["$x"]}},
+                "outputs": ["$y"],
+            }
+        },
+    }
+    CollectorProbe.seen.clear()
+    model = build_model(data, registry=registry)
+
+    assert CollectorProbe.seen == [True]  # the outer build's construction, after the inner build
+    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
+    torch.testing.assert_close(model(torch.ones(2, 4)), model.outer.inner(torch.ones(2, 4)))
+
+
 def test_build_leaves_a_disabled_collector_disabled() -> None:
     was_enabled = gc.isenabled()
     gc.disable()
