@@ -82,8 +82,11 @@ Position = int | tuple[Location, int]
 _FIELD = (1 << 32) - 1
 
 
-def _unpack(file: str, position: int) -> tuple[Location, int]:
-    """A packed position in `file` as its Location and span. See NOTE: [Packed positions]."""
+def _unpacked(file: str | None, position: Position) -> tuple[Location, int]:
+    """`position`, packed if in `file`, as its Location and span. See NOTE: [Packed positions]."""
+    if isinstance(position, tuple):
+        return position
+    assert file is not None, "a packed position is in the map's own file"
     return Location(file, position >> 64, position >> 32 & _FIELD), position & _FIELD
 
 
@@ -102,7 +105,7 @@ class SourceMap:
     def locate(self, path: ConfigPath, *, key: bool = False) -> tuple[Location | None, int]:
         """The position (and underline width) of `path`, or of its nearest written ancestor."""
         found = self._nearest(path, key)
-        return (None, 1) if found is None else self._unpacked(found)
+        return (None, 1) if found is None else _unpacked(self.file, found)
 
     def named(self, paths: Mapping[str, ConfigPath]) -> NamedPositions:
         """Where the key of each of `paths` is written (or its nearest written ancestor), by
@@ -117,7 +120,7 @@ class SourceMap:
     def written(self, path: ConfigPath) -> tuple[Location, int] | None:
         """The position (and underline width) of the value at `path`, if it is written."""
         found = self.values.get(path)
-        return None if found is None else self._unpacked(found)
+        return None if found is None else _unpacked(self.file, found)
 
     def diagnostic(self, path: ConfigPath, message: str, *, key: bool = False, **extra: Any) -> Diagnostic:
         location, span = self.locate(path, key=key)
@@ -132,16 +135,6 @@ class SourceMap:
             if found is not None:
                 return found
         return None
-
-    def _unpacked(self, position: Position) -> tuple[Location, int]:
-        return _unpacked(self.file, position)
-
-
-def _unpacked(file: str | None, position: Position) -> tuple[Location, int]:
-    if isinstance(position, tuple):
-        return position
-    assert file is not None, "a packed position is in the map's own file"
-    return _unpack(file, position)
 
 
 @dataclass
@@ -401,7 +394,7 @@ class _PlainConstructor(RoundTripConstructor):
         return tree
 
     def _location_at(self, at: int) -> Location:
-        return _unpack(self.file, at)[0]
+        return _unpacked(self.file, at)[0]
 
     def _value(self, node: Node, path: ConfigPath, at: int) -> Any:
         """The plain value of `node`, written at `at`; a collection is filled in later."""
