@@ -766,22 +766,27 @@ class CollectorProbe(torch.nn.Module):
             raise RuntimeError("constructor failed")
 
 
-def _build_probe(explode: bool = False) -> BuiltModel:
+def _build_one(key: str, block: type[torch.nn.Module], **kwargs: Any) -> BuiltModel:
+    """A model of one module, `block` registered as `key` and given `kwargs`, called on `x`."""
     registry = Registry()
-    registry.register_module("test.probe", CollectorProbe)
+    registry.register_module(key, block)
     data = {
         "schema_version": 1,
         "model": {
             "graph": {
                 "inputs": ["x"],
-                "modules": {"probe": {"_type_": "test.probe", "explode": explode}},
-                "nodes": {"y": {"call": "module:probe", "args": ["$x"]}},
+                "modules": {"one": {"_type_": key, **kwargs}},
+                "nodes": {"y": {"call": "module:one", "args": ["$x"]}},
                 "outputs": ["$y"],
             }
         },
     }
     CollectorProbe.seen.clear()
     return build_model(data, registry=registry)
+
+
+def _build_probe(explode: bool = False) -> BuiltModel:
+    return _build_one("test.probe", CollectorProbe, explode=explode)
 
 
 @pytest.fixture
@@ -838,25 +843,12 @@ class BuildsInside(torch.nn.Module):
 
 @pytest.mark.usefixtures("collector_on")
 def test_build_inside_a_constructor_restores_the_collector() -> None:
-    registry = Registry()
-    registry.register_module("test.builds_inside", BuildsInside)
-    data = {
-        "schema_version": 1,
-        "model": {
-            "graph": {
-                "inputs": ["x"],
-                "modules": {"outer": {"_type_": "test.builds_inside"}},
-                "nodes": {"y": {"call": "module:outer", "args": ["$x"]}},
-                "outputs": ["$y"],
-            }
-        },
-    }
-    CollectorProbe.seen.clear()
-    model = build_model(data, registry=registry)
+    model = _build_one("test.builds_inside", BuildsInside)
 
     assert CollectorProbe.seen == [True]  # the outer build's construction, after the inner build
     assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
-    torch.testing.assert_close(model(torch.ones(2, 4)), model.outer.inner(torch.ones(2, 4)))
+    x = torch.ones(2, 4)
+    torch.testing.assert_close(model(x), model.one.inner(x))
 
 
 def test_build_leaves_a_disabled_collector_disabled() -> None:
