@@ -26,7 +26,7 @@ from .plan import BlockPlan, GraphPlan, ModulePlan, NodePlan, RepeatPlan, Subgra
 from .registry import Entry, Registry
 from .signatures import Signature, signature_of
 from .source import SourceMap
-from .spec import SUBGRAPH_PREFIX, GraphSpec, ModuleSpec, SubgraphSpec
+from .spec import PLAIN_ARGUMENT_TYPES, SUBGRAPH_PREFIX, GraphSpec, ModuleSpec, SubgraphSpec
 
 GraphChecker = Callable[["Checker", GraphSpec, ConfigPath], "GraphPlan | None"]
 
@@ -76,7 +76,8 @@ class Checker:
     def block(self, spec: ModuleSpec, path: ConfigPath) -> BlockPlan | None:
         resolved = self.blocks.get(spec.type_) or self.resolve_block(spec.type_)
         kwargs = spec.model_extra or {}  # read only: `spec.kwargs` would copy it
-        if resolved is not None and _PLAIN.issuperset(map(type, kwargs.values())):  # most blocks
+        # Most blocks: no argument holds a nested block spec.
+        if resolved is not None and PLAIN_ARGUMENT_TYPES.issuperset(map(type, kwargs.values())):
             entry, signature = resolved
             validated = self.arguments(entry, signature, kwargs, (), path)
             return None if validated is None else BlockPlan(path, entry, validated)
@@ -432,11 +433,6 @@ class Checker:
             else:
                 checked_args[index] = value
         return tuple(checked_args), checked_kwargs
-
-
-# What a block's argument can be when it holds no nested block spec, tested by exact type:
-# a block spec is a ModuleSpec, or a list holding one.
-_PLAIN = frozenset({int, float, bool, str, type(None)})
 
 
 # Each argument of a call whose value is checked: (parameter name, index in args, or its

@@ -61,8 +61,9 @@ def _exact_int(value: Any) -> Any:
     return value
 
 
-# The types of most values of a module's arguments: none of them holds a block spec.
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+# The types of most values of a module's arguments, tested by exact type: none of them holds
+# a block spec (a ModuleSpec, or a list holding one). The checker tests them too.
+PLAIN_ARGUMENT_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def _repeat_count(value: Any) -> Any:
@@ -134,7 +135,7 @@ class ModuleSpec(BaseModel):
         if not isinstance(data, dict):
             return data
         for value in data.values():
-            if type(value) not in _SCALARS and isinstance(value, (dict, list)):
+            if type(value) not in PLAIN_ARGUMENT_TYPES and isinstance(value, (dict, list)):
                 break
         else:
             return data
