@@ -19,8 +19,8 @@ from ._measure import Result, table
 
 # Name -> the measurements it runs; each takes `smoke` and returns table lines, in this order.
 # torch.compile runs last: it leaves the process with twice the objects, scattered, and
-# Python-heavy code after it runs 10 to 50% slower (measured: our build 80 -> 101 ms, the
-# hand-written modules 50 -> 58 ms). Builds are timed as a program runs them, before any
+# Python-heavy code after it runs 10 to 50% slower (measured: our build 70 -> 83 ms, the
+# hand-written modules 50 -> 57 ms). Builds are timed as a program runs them, before any
 # compile; docs/performance.md gives the figures after one too (`--only compile build`).
 SUITES: dict[str, list[Callable[[bool], list[Result]]]] = {
     "forward": [forward.eager, forward.noted_call],
